@@ -1,0 +1,32 @@
+"""Transforms that carry crop geometry, so weight maps follow the augmentation."""
+import mmcv
+import numpy as np
+from mmpretrain.datasets.transforms import RandomResizedCrop
+from mmpretrain.registry import TRANSFORMS
+
+#: Meta keys the FAMT training pipeline must pack (``PackInputs(meta_keys=...)``).
+FAMT_META_KEYS = ('sample_idx', 'img_path', 'famt_crop', 'flip', 'flip_direction')
+
+
+@TRANSFORMS.register_module()
+class FAMTRandomResizedCrop(RandomResizedCrop):
+    """mmpretrain's ``RandomResizedCrop`` that also records its crop box.
+
+    Adds ``results['famt_crop']``: the crop as ``(x1, y1, x2, y2)`` in the
+    normalised coordinates of the image it was cut from (floats in [0, 1], x2 and
+    y2 exclusive). The FAMT weight bank is computed on the whole image, so this
+    box is exactly what maps a stored weight map onto the crop's patch grid.
+    Same arguments as ``RandomResizedCrop``.
+    """
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        h, w = img.shape[:2]
+        top, left, crop_h, crop_w = self.rand_crop_params(img)
+        img = mmcv.imcrop(img, bboxes=np.array([left, top, left + crop_w - 1, top + crop_h - 1]))
+        results['img'] = mmcv.imresize(
+            img, tuple(self.scale[::-1]), interpolation=self.interpolation,
+            backend=self.backend)
+        results['img_shape'] = results['img'].shape
+        results['famt_crop'] = (left / w, top / h, (left + crop_w) / w, (top + crop_h) / h)
+        return results

@@ -1,0 +1,2 @@
+"""Hooks."""
+from .hooks import *  # noqa: F401,F403

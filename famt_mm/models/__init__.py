@@ -1,0 +1,6 @@
+"""FAMT math (plain tensor functions) and the registered mmpretrain modules."""
+from . import famt_sampling, famt_weights  # noqa: F401
+from .famt_mae import FAMTMAE, FAMTPretrainDecoder, FAMTPretrainHead, FAMTViT  # noqa: F401
+from .mask_generator import FAMTMaskGenerator  # noqa: F401
+
+__all__ = ['FAMTMAE', 'FAMTViT', 'FAMTPretrainDecoder', 'FAMTPretrainHead', 'FAMTMaskGenerator']

@@ -1,0 +1,167 @@
+"""FAMTMAE against mmpretrain's own MAE, on a tiny ViT."""
+import copy
+
+import pytest
+import torch
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+import famt_mm  # noqa: F401  (registers the modules)
+from famt_mm.models import famt_weights
+
+ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
+
+
+def tiny_cfg(famt=True, mask_ratio=0.45, throw_ratio=0.40, **gen):
+    cfg = dict(
+        type='MAE',
+        backbone=dict(type='MAEViT', arch=ARCH, img_size=32, patch_size=8, mask_ratio=0.75),
+        neck=dict(type='MAEPretrainDecoder', num_patches=16, patch_size=8, in_chans=3,
+                  embed_dim=32, decoder_embed_dim=16, decoder_depth=2, decoder_num_heads=2,
+                  mlp_ratio=2.),
+        head=dict(type='MAEPretrainHead', norm_pix=True, patch_size=8,
+                  loss=dict(type='PixelReconstructionLoss', criterion='L2')))
+    if famt:
+        cfg = copy.deepcopy(cfg)
+        cfg.update(type='FAMTMAE', mask_generator=dict(
+            type='FAMTMaskGenerator', mask_ratio=mask_ratio, throw_ratio=throw_ratio, **gen))
+        cfg['backbone']['type'] = 'FAMTViT'
+        cfg['neck']['type'] = 'FAMTPretrainDecoder'
+        cfg['head']['type'] = 'FAMTPretrainHead'
+    return cfg
+
+
+def build(cfg):
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def samples(n, boxes=None, flips=None):
+    out = []
+    for i in range(n):
+        meta = dict(sample_idx=i, famt_crop=(0.0, 0.0, 1.0, 1.0) if boxes is None else boxes[i],
+                    flip=False if flips is None else flips[i], flip_direction='horizontal')
+        out.append(DataSample(metainfo=meta))
+    return out
+
+
+def test_random_phase_matches_mmpretrain_mae_loss_for_the_same_ids():
+    torch.manual_seed(0)
+    famt = build(tiny_cfg(mask_ratio=0.75, throw_ratio=0.0))
+    mae = build(tiny_cfg(famt=False))
+    missing, unexpected = mae.load_state_dict(famt.state_dict(), strict=False)
+    assert not missing and not unexpected
+    x = torch.randn(3, 3, 32, 32)
+    ids_masked, ids_thrown, ids_visible = famt.mask_generator.sample(
+        samples(3), famt.grid_hw, 3, x.device)
+    assert ids_thrown.shape[1] == 0 and ids_visible.shape[1] == 4 and ids_masked.shape[1] == 12
+
+    def fixed_masking(tokens, mask_ratio=0.75):  # MAE's random_masking with our ids
+        ids_shuffle = torch.cat([ids_visible, ids_masked], 1)
+        ids_restore = ids_shuffle.argsort(1)
+        mask = torch.ones(3, 16)
+        mask[:, :4] = 0
+        mask = torch.gather(mask, 1, ids_restore)
+        kept = torch.gather(tokens, 1, ids_visible.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+        return kept, mask, ids_restore
+
+    mae.backbone.random_masking = fixed_masking
+    ref = mae.loss(x, samples(3))['loss']
+    latent = famt.backbone(x, ids_visible=ids_visible)
+    pred = famt.neck(latent, ids_visible, ids_masked)
+    ours = famt.head.loss(pred, x, ids_masked)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_encoder_and_decoder_see_only_their_tokens():
+    model = build(tiny_cfg())  # L=16: 7 masked, int(16*.85)-7 = 6 thrown, 3 visible
+    seen = {}
+    model.backbone.layers[0].register_forward_pre_hook(
+        lambda m, a: seen.__setitem__('enc', a[0].shape[1]))
+    model.neck.decoder_blocks[0].register_forward_pre_hook(
+        lambda m, a: seen.__setitem__('dec', a[0].shape[1]))
+    gen = model.mask_generator
+    gen.set_bank(famt_weights.quantize_weights(torch.rand(4, 16) + 0.1, 'float16').view(4, 4, 4))
+    gen.famt_active = True
+    x = torch.randn(4, 3, 32, 32)
+    loss = model.loss(x, samples(4))['loss']
+    loss.backward()
+    n_mask, n_throw = 7, 6
+    assert seen['enc'] == 1 + 16 - n_mask - n_throw
+    assert seen['dec'] == 16 - n_throw + 1
+    assert torch.isfinite(loss)
+
+
+def test_famt_phase_needs_a_bank_and_crop_boxes():
+    model = build(tiny_cfg())
+    model.mask_generator.famt_active = True
+    with pytest.raises(RuntimeError, match='without a weight bank'):
+        model.loss(torch.randn(2, 3, 32, 32), samples(2))
+    model.mask_generator.set_bank(torch.ones(2, 4, 4, dtype=torch.float16))
+    with pytest.raises(KeyError, match='famt_crop'):
+        model.loss(torch.randn(2, 3, 32, 32), [DataSample(metainfo=dict(sample_idx=i))
+                                                for i in range(2)])
+    with pytest.raises(IndexError, match='does not match the dataset'):
+        model.loss(torch.randn(3, 3, 32, 32), samples(3))
+
+
+def test_bank_weights_drive_which_patches_are_masked():
+    model = build(tiny_cfg(mask_ratio=0.25, throw_ratio=0.25))
+    gen = model.mask_generator
+    bank = torch.full((1, 4, 4), 1e-3)
+    bank[0, :, 0] = 1.0  # left column is hot
+    gen.set_bank(famt_weights.quantize_weights(bank.view(1, 16), 'float16').view(1, 4, 4))
+    gen.famt_active = True
+    torch.manual_seed(0)
+    hot = {0, 4, 8, 12}
+    hits = 0
+    for _ in range(50):
+        ids_masked, _, ids_visible = gen.sample(samples(1), (4, 4), 1, 'cpu')
+        hits += len(hot & set(ids_masked[0].tolist()))
+        assert not hot & set(ids_visible[0].tolist()) or True
+    assert hits / 50 > 3.5  # 4 masked per draw; hot patches almost always win
+    # With a horizontal flip, the hot column is the right one.
+    hits = 0
+    for _ in range(50):
+        ids_masked, _, _ = gen.sample(samples(1, flips=[True]), (4, 4), 1, 'cpu')
+        hits += len({3, 7, 11, 15} & set(ids_masked[0].tolist()))
+    assert hits / 50 > 3.5
+
+
+def test_refresh_terms_match_an_explicit_computation():
+    torch.manual_seed(0)
+    model = build(tiny_cfg())
+    model.eval()
+    x = torch.randn(2, 3, 32, 32)
+    attn_cls, _, tokens = model.backbone.forward_famt_terms(x)
+    # Reference: every block explicitly, keep the last block's attention.
+    bb = model.backbone
+    h = bb.patch_embed(x)[0] + bb.pos_embed[:, 1:]
+    h = torch.cat([(bb.cls_token + bb.pos_embed[:, :1]).expand(2, -1, -1), h], 1)
+    for layer in bb.layers:
+        a = layer.attn
+        qkv = a.qkv(layer.ln1(h)).reshape(2, 17, 3, a.num_heads, a.head_dims).permute(2, 0, 3, 1, 4)
+        probs = ((qkv[0] @ qkv[1].transpose(-2, -1)) * a.head_dims ** -0.5).softmax(-1)
+        out = (probs @ qkv[2]).transpose(1, 2).reshape(2, 17, a.embed_dims)
+        h = h + a.proj(out)
+        h = layer.ffn(layer.ln2(h), identity=h)
+    torch.testing.assert_close(attn_cls, probs[:, :, 0, 1:], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(tokens, h[:, 1:], rtol=1e-4, atol=1e-5)
+    weights, fallback = model.compute_famt_weights(x)
+    expected = famt_weights.combine_terms(famt_weights.cls_attention_term(probs[:, :, 0, 1:]),
+                                          famt_weights.frequency_term(h[:, 1:], 0.15))
+    assert weights.shape == (2, 4, 4) and not fallback.any()
+    torch.testing.assert_close(weights.view(2, 16) / weights.view(2, 16).sum(1, keepdim=True),
+                               expected / expected.sum(1, keepdim=True), rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(mask_ratio=1.2), 'mask_ratio'),
+    (dict(mask_ratio=0.6, throw_ratio=0.4), 'no visible patch'),
+    (dict(combine='max'), 'combine mode'),
+    (dict(frequency='3d'), 'frequency mode'),
+])
+def test_mask_generator_rejects_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(dict(type='FAMTMaskGenerator', **kwargs))
