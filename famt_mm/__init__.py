@@ -7,3 +7,4 @@ mmpretrain's registries.
 from .version import __version__  # noqa: F401
 from . import compat  # noqa: F401,E402  (must run before any checkpoint is read)
 from . import datasets, engine, models  # noqa: F401,E402
+from . import transfer  # noqa: F401,E402
