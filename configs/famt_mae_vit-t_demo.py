@@ -18,7 +18,8 @@ train_pipeline = [
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
-custom_hooks = [dict(type='FAMTWeightHook', start_epoch=2, interval=2)]
+custom_hooks = [dict(type='FAMTWeightHook', start_epoch=2, interval=2),
+                dict(type='FAMTVisualizationHook', indices=[0, 1, 2, 3])]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))

@@ -1,132 +1,359 @@
 """Pictures of what FAMT chose: terms, weights, masked / thrown / visible, reconstruction.
 
-``famt_panels`` computes everything for a batch of whole images with the model's
-own functions (the same ones training uses); ``draw_famt_grid`` draws one row
-per image with matplotlib (Agg, works headless).
-"""
-from typing import Dict, Optional, Sequence
+Used by ``tools/visualization/vis_famt_masks.py`` and ``FAMTVisualizationHook``.
 
+* ``whole_image_pipeline`` / ``load_whole_images``: the images as the weight
+  refresh sees them (whole, resized to the input size, no augmentation).
+* ``famt_panels``: everything a row of the picture shows, computed with the
+  model's own functions (the ones training uses). A ``FAMTMAE`` draws its FAMT
+  masked / thrown / visible split; a plain mmpretrain ``MAE`` draws its own
+  random masking (and the FAMT terms its encoder would give).
+* ``reconstruct_image``: predictions of the masked patches pasted between the
+  visible ones, norm-pix predictions de-normalised with the visible patches'
+  statistics (a viewer does not know a masked patch's own mean and variance).
+* ``compose_famt_grid``: a uint8 RGB grid (numpy + OpenCV only, fixed layout:
+  ``panel_box`` gives each panel's pixels), written with ``save_famt_grid`` or
+  sent to mmengine's visualizer.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
 import numpy as np
 import torch
 
-from .models.famt_mae import gather_tokens
+from .models.famt_mae import FAMTViT, gather_tokens
 from .models.famt_sampling import plackett_luce_split, split_counts
 from .models.famt_weights import (cls_attention_term, column_mean_attention_term,
                                   frequency_term, frequency_term_2d)
 
-PANEL_TITLES = ('image', 'attention term', 'frequency term', 'combined weights',
-                'masked / thrown / visible', 'reconstruction')
+__all__ = ['PANEL_TITLES', 'MASKED_RGB', 'THROWN_RGB', 'whole_image_pipeline',
+           'load_whole_images', 'input_hw', 'is_famt_model', 'famt_panels',
+           'reconstruct_image', 'to_rgb_image', 'preprocessor_mean_std', 'overlay_flags', 'compose_famt_grid',
+           'panel_box', 'save_famt_grid', 'draw_famt_grid']
+
+PANEL_TITLES = ('image', 'attention', 'frequency', 'weights', 'mask/throw/vis',
+                'reconstruction')
 # Overlay colours (RGB, 0..1): masked patches red, thrown grey, visible untouched.
 MASKED_RGB = np.array([0.85, 0.15, 0.15])
 THROWN_RGB = np.array([0.35, 0.35, 0.35])
+LEGEND = 'red: masked (reconstructed)   grey: thrown   clear: visible'
+# A plain MAE: its own random masking; the maps are what FAMT would use with its encoder.
+MAE_TITLES = PANEL_TITLES[:4] + ('MAE random mask', 'reconstruction')
+MAE_LEGEND = 'red: masked by MAE (reconstructed)   clear: visible   maps: FAMT terms'
+
+# Layout of compose_famt_grid, in pixels.
+_HEADER, _FOOTER, _LABEL_W, _GAP = 22, 20, 44, 4
+_MIN_TILE = 128
+# Transforms that change an image at random, or crop it: the whole image is wanted.
+_AUGMENTING = ('Random', 'Crop', 'ColorJitter', 'RandAugment', 'AutoAugment', 'GaussianBlur',
+               'Solarize', 'Posterize', 'Mixup', 'CutMix', 'Lighting')
+
+
+# -- inputs ------------------------------------------------------------------------
+def input_hw(model) -> Tuple[int, int]:
+    """The model's input size (H, W) in pixels: patch grid x patch size."""
+    grid = model.backbone.patch_resolution
+    ps = model.backbone.patch_embed.projection.kernel_size
+    return int(grid[0]) * ps[0], int(grid[1]) * ps[1]
+
+
+def whole_image_pipeline(train_pipeline: Sequence[dict], img_hw: Tuple[int, int]) -> List[dict]:
+    """The training pipeline's loading steps, then ``Resize`` to ``img_hw`` and ``PackInputs``.
+
+    That is how the weight refresh sees an image (whole, un-augmented).
+    """
+    steps = []
+    for t in train_pipeline:
+        name = t['type'] if isinstance(t, dict) else type(t).__name__
+        if name == 'PackInputs' or any(a in name for a in _AUGMENTING):
+            break
+        steps.append(t)
+    return steps + [dict(type='Resize', scale=(img_hw[1], img_hw[0]), backend='pillow',
+                         interpolation='bicubic'),
+                    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path'))]
+
+
+def load_whole_images(model, pipeline: Sequence[dict], dataset=None,
+                      indices: Sequence[int] = (), files: Sequence[str] = (),
+                      flip_channels: bool = False) -> Tuple[torch.Tensor, List[str]]:
+    """A batch of whole images through ``pipeline`` and the model's data preprocessor.
+
+    Args:
+        model: the model (its ``data_preprocessor`` normalises and moves to its device).
+        pipeline: transform configs, e.g. from :func:`whole_image_pipeline`.
+        dataset: an mmengine dataset, read with ``get_data_info`` (its own
+            pipeline is not used), for ``indices``.
+        files: image files instead (``LoadImageFromFile`` is prepended).
+        flip_channels: reverse the channel order of ``files`` images (BGR -> RGB)
+            for configs whose preprocessor does not (``to_rgb=False``).
+
+    Returns:
+        inputs B x 3 x H x W (normalised, on the model's device) and row names.
+    """
+    from mmengine.dataset import Compose, default_collate
+    from mmpretrain.registry import TRANSFORMS
+    if files:
+        compose = Compose([TRANSFORMS.build(t) for t in
+                           [dict(type='LoadImageFromFile')] + list(pipeline)])
+        items = [compose(dict(img_path=p, sample_idx=i)) for i, p in enumerate(files)]
+        if flip_channels:
+            for item in items:
+                item['inputs'] = item['inputs'].flip(0)
+        names = [str(p).replace('\\', '/').rsplit('/', 1)[-1] for p in files]
+    else:
+        compose = Compose([TRANSFORMS.build(t) for t in pipeline])
+        bad = [i for i in indices if not 0 <= i < len(dataset)]
+        if bad:
+            raise IndexError(f'indices {bad} are outside the dataset of {len(dataset)} images')
+        items = [compose(dataset.get_data_info(i)) for i in indices]
+        names = [f'#{i}' for i in indices]
+    data = model.data_preprocessor(default_collate(items), False)
+    return data['inputs'], names
+
+
+# -- what is drawn ------------------------------------------------------------------
+def is_famt_model(model) -> bool:
+    return hasattr(model, 'mask_generator') and hasattr(model, 'compute_famt_weights')
+
+
+def reconstruct_image(head, inputs: torch.Tensor, pred: torch.Tensor,
+                      ids_masked: torch.Tensor, ids_visible: torch.Tensor) -> torch.Tensor:
+    """Visible patches as they are, masked ones predicted; thrown / other ones zero.
+
+    Args:
+        head: the pixel head (``patchify`` / ``unpatchify`` / ``norm_pix``).
+        inputs: B x 3 x H x W, in the model's (normalised) input space.
+        pred: B x M x (p*p*3), predictions of the patches ``ids_masked`` (B x M).
+        ids_visible: B x V.
+
+    With ``norm_pix`` the head learnt each masked patch's pixels normalised by
+    that patch's own mean and variance (over its p*p*3 values), which a viewer
+    does not have; they are mapped back with the visible patches' mean of
+    per-patch means and mean of per-patch variances (exact when a masked patch
+    shares those statistics).
+
+    Returns:
+        B x 3 x H x W in the input space.
+    """
+    patches = head.patchify(inputs)  # B x L x p*p*3
+    visible = gather_tokens(patches, ids_visible)
+    if head.norm_pix:
+        mean = visible.mean(-1).mean(1)[:, None, None]
+        var = visible.var(-1).mean(1)[:, None, None]
+        pred = pred * (var + 1.e-6) ** .5 + mean  # the head's epsilon
+    recon = torch.zeros_like(patches)
+    dim = patches.shape[-1]
+    recon.scatter_(1, ids_visible.unsqueeze(-1).expand(-1, -1, dim), visible)
+    recon.scatter_(1, ids_masked.unsqueeze(-1).expand(-1, -1, dim), pred.to(recon.dtype))
+    return head.unpatchify(recon)
+
+
+def _terms(backbone, generator_cfg, inputs, grid):
+    """Attention term, frequency term and combined weights, B x L each."""
+    # forward_famt_terms only uses MAEViT's modules: it serves a plain MAEViT too.
+    attn_cls, attn_full, tokens = FAMTViT.forward_famt_terms(
+        backbone, inputs, column_mean=generator_cfg.attention == 'cls+column')
+    attention = cls_attention_term(attn_cls)
+    if generator_cfg.attention == 'cls+column':
+        attention = 0.5 * (attention + column_mean_attention_term(attn_full))
+    frequency = (frequency_term(tokens, generator_cfg.cutoff) if generator_cfg.frequency == '1d'
+                 else frequency_term_2d(tokens, tuple(grid), generator_cfg.cutoff))
+    weights, _ = generator_cfg.weights_from_terms(attn_cls, attn_full, tokens, grid)
+    return attention, frequency, weights
 
 
 @torch.no_grad()
-def famt_panels(model, inputs: torch.Tensor, generator: Optional[torch.Generator] = None
-                ) -> Dict[str, torch.Tensor]:
-    """Everything ``draw_famt_grid`` shows, for whole (un-cropped) images.
+def famt_panels(model, inputs: torch.Tensor, generator: Optional[torch.Generator] = None,
+                seed: int = 0) -> Dict[str, torch.Tensor]:
+    """Everything a row of the picture shows, for whole (un-cropped) images.
 
     Args:
-        model: a ``FAMTMAE``.
+        model: a ``FAMTMAE`` (FAMT split from its weights, as after a refresh) or
+            a plain mmpretrain ``MAE`` (its own random masking, seeded with ``seed``;
+            the FAMT terms are those its encoder would give, with the default
+            ``FAMTMaskGenerator`` settings).
         inputs: B x 3 x H x W, normalised by the model's data preprocessor.
+        generator: random source of the FAMT draw.
 
     Returns:
-        dict with ``attention``, ``frequency``, ``weights`` (B x h x w),
-        ``flags`` (B x L: 1 masked, -1 thrown, 0 visible) and ``recon``
-        (B x 3 x H x W, normalised input space, visible patches copied).
+        dict with ``attention``, ``frequency``, ``weights`` (B x h x w, float),
+        ``flags`` (B x h x w: 1 masked, -1 thrown, 0 visible), ``recon``
+        (B x 3 x H x W, input space, thrown patches zero) and ``famt`` (bool).
     """
+    from mmpretrain.registry import MODELS
     was_training = model.training
     model.eval()
-    gen, grid = model.mask_generator, model.grid_hw
-    attn_cls, attn_full, tokens = model.backbone.forward_famt_terms(
-        inputs, column_mean=gen.attention == 'cls+column')
-    attention = cls_attention_term(attn_cls)
-    if gen.attention == 'cls+column':
-        attention = 0.5 * (attention + column_mean_attention_term(attn_full))
-    frequency = (frequency_term(tokens, gen.cutoff) if gen.frequency == '1d'
-                 else frequency_term_2d(tokens, tuple(grid), gen.cutoff))
-    weights, _ = gen.weights_from_terms(attn_cls, attn_full, tokens, grid)
+    famt = is_famt_model(model)
+    if famt:
+        gen = model.mask_generator
+        grid = tuple(model.grid_hw)
+    else:
+        gen = MODELS.build(dict(type='FAMTMaskGenerator'))
+        grid = tuple(int(g) for g in model.backbone.patch_resolution)
+    attention, frequency, weights = _terms(model.backbone, gen, inputs, grid)
     B, L = weights.shape
-    n_mask, n_throw, _ = split_counts(L, gen.mask_ratio, gen.throw_ratio)
-    ids_masked, ids_thrown, ids_visible = plackett_luce_split(weights, n_mask, n_throw, generator)
+    if famt:
+        n_mask, n_throw, _ = split_counts(L, gen.mask_ratio, gen.throw_ratio)
+        ids_masked, ids_thrown, ids_visible = plackett_luce_split(
+            weights, n_mask, n_throw, generator)
+        latent = model.backbone(inputs, ids_visible=ids_visible)
+        pred = model.neck(latent, ids_visible, ids_masked)  # B x M x p*p*3
+    else:
+        # mmpretrain's own MAE path: MAEViT.random_masking (global RNG, seeded here).
+        devices = [inputs.device] if inputs.is_cuda else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            latent, mask, ids_restore = model.backbone(inputs)
+        pred_all = model.neck(latent, ids_restore)  # B x L x p*p*3, patch order
+        order = torch.argsort(mask, dim=1, stable=True)  # kept (0) first, then removed (1)
+        n_keep = int((mask[0] == 0).sum())
+        ids_visible, ids_masked = order[:, :n_keep], order[:, n_keep:]
+        ids_thrown = ids_masked[:, :0]
+        pred = gather_tokens(pred_all, ids_masked)
     flags = torch.zeros(B, L, dtype=torch.long, device=weights.device)
     flags.scatter_(1, ids_masked, 1)
     flags.scatter_(1, ids_thrown, -1)
-
-    latent = model.backbone(inputs, ids_visible=ids_visible)
-    pred = model.neck(latent, ids_visible, ids_masked)  # B x M x p*p*3
-    head = model.head
-    patches = head.patchify(inputs)  # B x L x p*p*3, un-normalised input space
-    if head.norm_pix:
-        # The target of a masked patch was normalised by its own statistics, which
-        # a viewer does not have: use those of the visible patches instead.
-        vis = gather_tokens(patches, ids_visible)
-        mean = vis.mean(-1).mean(1)[:, None, None]
-        std = (vis.var(-1).mean(1)[:, None, None] + 1.e-6) ** .5
-        pred = pred * std + mean
-    recon = torch.zeros_like(patches)
-    recon.scatter_(1, ids_visible.unsqueeze(-1).expand(-1, -1, patches.shape[-1]),
-                   gather_tokens(patches, ids_visible))
-    recon.scatter_(1, ids_masked.unsqueeze(-1).expand(-1, -1, patches.shape[-1]), pred)
+    recon = reconstruct_image(model.head, inputs, pred, ids_masked, ids_visible)
     model.train(was_training)
     hw = (B, *grid)
     return dict(attention=attention.view(hw), frequency=frequency.view(hw),
-                weights=weights.view(hw), flags=flags.view(hw), recon=head.unpatchify(recon))
+                weights=weights.view(hw), flags=flags.view(hw), recon=recon, famt=famt)
 
 
+# -- drawing ------------------------------------------------------------------------
 def to_rgb_image(inputs: torch.Tensor, mean: Sequence[float], std: Sequence[float],
                  bgr: bool = False) -> np.ndarray:
     """Normalised B x 3 x H x W -> B x H x W x 3 float RGB in [0, 1]."""
-    mean = torch.as_tensor(mean, dtype=inputs.dtype).view(1, 3, 1, 1)
-    std = torch.as_tensor(std, dtype=inputs.dtype).view(1, 3, 1, 1)
-    img = (inputs.cpu() * std + mean).clamp(0, 255) / 255.
+    inputs = inputs.detach().float().cpu()
+    mean = torch.as_tensor(mean, dtype=inputs.dtype).view(1, -1, 1, 1)
+    std = torch.as_tensor(std, dtype=inputs.dtype).view(1, -1, 1, 1)
+    img = (inputs * std + mean).clamp(0, 255) / 255.
     if bgr:
         img = img.flip(1)
     return img.permute(0, 2, 3, 1).numpy()
 
 
-def overlay_flags(image: np.ndarray, flags: np.ndarray, alpha: float = 0.65) -> np.ndarray:
-    """Tint masked patches red and thrown ones grey on an H x W x 3 image."""
-    H, W = image.shape[:2]
-    h, w = flags.shape
-    up = np.kron(flags, np.ones((H // h, W // w), dtype=flags.dtype))
-    out = image.copy()
-    for value, colour in ((1, MASKED_RGB), (-1, THROWN_RGB)):
+def preprocessor_mean_std(model) -> Tuple[List[float], List[float]]:
+    """Mean and std the model's data preprocessor normalises with (identity if none)."""
+    pre = model.data_preprocessor
+    if not getattr(pre, '_enable_normalize', False):
+        return [0., 0., 0.], [1., 1., 1.]
+    return pre.mean.flatten().tolist(), pre.std.flatten().tolist()
+
+
+def _upsample(grid_map: np.ndarray, H: int, W: int) -> np.ndarray:
+    """h x w -> H x W, each cell a block (H, W multiples of h, w)."""
+    h, w = grid_map.shape[:2]
+    if H % h or W % w:
+        raise ValueError(f'image {H}x{W} is not a whole number of {h}x{w} patches')
+    return np.repeat(np.repeat(grid_map, H // h, axis=0), W // w, axis=1)
+
+
+def overlay_flags(image: np.ndarray, flags: np.ndarray, alpha: float = 0.65,
+                  show_masked: bool = True) -> np.ndarray:
+    """Tint masked patches red and thrown ones grey on an H x W x 3 float image.
+
+    Args:
+        flags: h x w, 1 masked, -1 thrown, 0 visible.
+        alpha: tint strength (1 paints the colour).
+        show_masked: False leaves masked patches untouched (reconstruction panel).
+    """
+    up = _upsample(np.asarray(flags), *image.shape[:2])
+    out = image.astype(np.float64, copy=True)
+    tints = [(-1, THROWN_RGB)] + ([(1, MASKED_RGB)] if show_masked else [])
+    for value, colour in tints:
         sel = up == value
         out[sel] = (1 - alpha) * out[sel] + alpha * colour
     return out
 
 
-def draw_famt_grid(images: np.ndarray, panels: Dict[str, torch.Tensor], out_file: str,
-                   recon_images: Optional[np.ndarray] = None,
-                   titles: Optional[Sequence[str]] = None, dpi: int = 100) -> str:
-    """One row per image: the six panels of ``PANEL_TITLES``. Writes a PNG."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    n = images.shape[0]
+def _colour_map(values: np.ndarray) -> np.ndarray:
+    """h x w map -> h x w x 3 RGB in [0, 1] (inferno, min-max per map)."""
+    v = values.astype(np.float64)
+    lo, hi = np.nanmin(v), np.nanmax(v)
+    v = (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
+    grey = np.round(np.nan_to_num(v) * 255).astype(np.uint8)
+    return cv2.applyColorMap(grey, cv2.COLORMAP_INFERNO)[..., ::-1] / 255.
+
+
+def _tile_scale(H: int) -> int:
+    return max(1, math.ceil(_MIN_TILE / H))
+
+
+def panel_box(row: int, col: int, img_hw: Tuple[int, int]) -> Tuple[int, int, int, int]:
+    """Pixel box (y0, y1, x0, x1) of panel (row, col) in ``compose_famt_grid``'s output."""
+    s = _tile_scale(img_hw[0])
+    th, tw = img_hw[0] * s, img_hw[1] * s
+    y0 = _HEADER + row * (th + _GAP)
+    x0 = _LABEL_W + col * (tw + _GAP)
+    return y0, y0 + th, x0, x0 + tw
+
+
+def _put_text(canvas, text, x, y, scale=0.4, colour=(0, 0, 0)):
+    cv2.putText(canvas, text, (int(x), int(y)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1,
+                cv2.LINE_AA)
+
+
+def compose_famt_grid(images: np.ndarray, panels: Dict[str, torch.Tensor],
+                      recon_images: Optional[np.ndarray] = None,
+                      names: Optional[Sequence[str]] = None,
+                      titles: Optional[Sequence[str]] = None,
+                      legend: Optional[str] = None) -> np.ndarray:
+    """One row per image: image, the three maps, the split, the reconstruction.
+
+    Args:
+        images: B x H x W x 3 float RGB in [0, 1] (see :func:`to_rgb_image`).
+        panels: output of :func:`famt_panels`.
+        recon_images: B x H x W x 3 RGB of ``panels['recon']`` (optional column).
+        names: row labels.
+
+    Returns:
+        uint8 RGB image. Panels are scaled by an integer factor (nearest, so patch
+        borders stay sharp); :func:`panel_box` locates each one.
+    """
+    famt = bool(panels.get('famt', True))
+    titles = titles or (PANEL_TITLES if famt else MAE_TITLES)
+    legend = legend or (LEGEND if famt else MAE_LEGEND)
+    B, H, W = images.shape[:3]
     cols = 6 if recon_images is not None else 5
-    fig, axes = plt.subplots(n, cols, figsize=(2.2 * cols, 2.3 * n), squeeze=False)
+    s = _tile_scale(H)
+    th, tw = H * s, W * s
+    height = _HEADER + B * th + (B - 1) * _GAP + _FOOTER
+    width = _LABEL_W + cols * tw + (cols - 1) * _GAP
+    width = max(width, 8 * len(legend) + 8)
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     maps = [panels[k].float().cpu().numpy() for k in ('attention', 'frequency', 'weights')]
     flags = panels['flags'].cpu().numpy()
-    for i in range(n):
-        row = [images[i]] + [m[i] for m in maps] + [overlay_flags(images[i], flags[i])]
+    for i in range(B):
+        row = [images[i]] + [_upsample(_colour_map(m[i]), H, W) for m in maps]
+        row.append(overlay_flags(images[i], flags[i]))
         if recon_images is not None:
-            row.append(recon_images[i])
-        for j, (ax, content) in enumerate(zip(axes[i], row)):
-            if content.ndim == 2:
-                ax.imshow(content, cmap='inferno', interpolation='nearest')
-            else:
-                ax.imshow(np.clip(content, 0, 1), interpolation='nearest')
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(PANEL_TITLES[j], fontsize=9)
-        if titles is not None:
-            axes[i][0].set_ylabel(titles[i], fontsize=8)
-    fig.suptitle('FAMT: red = masked (reconstructed), grey = thrown, clear = visible',
-                 fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out_file, dpi=dpi)
-    plt.close(fig)
+            row.append(overlay_flags(recon_images[i], flags[i], alpha=1.0, show_masked=False))
+        for j, content in enumerate(row):
+            y0, y1, x0, x1 = panel_box(i, j, (H, W))
+            tile = np.round(np.clip(content, 0, 1) * 255).astype(np.uint8)
+            canvas[y0:y1, x0:x1] = np.repeat(np.repeat(tile, s, axis=0), s, axis=1)
+        if names is not None:
+            y0, y1 = panel_box(i, 0, (H, W))[:2]
+            _put_text(canvas, str(names[i])[:6], 2, (y0 + y1) / 2 + 4)
+    for j in range(cols):
+        x0 = panel_box(0, j, (H, W))[2]
+        _put_text(canvas, titles[j], x0 + 2, _HEADER - 7)
+    _put_text(canvas, legend, 4, height - 6)
+    return canvas
+
+
+def save_famt_grid(grid: np.ndarray, out_file: str) -> str:
+    """Write an RGB uint8 grid as PNG."""
+    if not cv2.imwrite(out_file, np.ascontiguousarray(grid[..., ::-1])):
+        raise OSError(f'could not write {out_file}')
     return out_file
+
+
+def draw_famt_grid(images: np.ndarray, panels: Dict[str, torch.Tensor], out_file: str,
+                   recon_images: Optional[np.ndarray] = None,
+                   titles: Optional[Sequence[str]] = None) -> str:
+    """:func:`compose_famt_grid` written to ``out_file`` (PNG); ``titles`` label the rows."""
+    return save_famt_grid(compose_famt_grid(images, panels, recon_images, names=titles),
+                          out_file)

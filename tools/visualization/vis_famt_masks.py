@@ -1,98 +1,105 @@
 """Draw what FAMT masks: image, attention term, frequency term, combined weights,
 masked / thrown / visible patches and the reconstruction, one row per image.
 
-    python tools/visualization/vis_famt_masks.py CONFIG CHECKPOINT \
+    python tools/visualization/vis_famt_masks.py CONFIG [CHECKPOINT] \
         [--indices 0 1 2 3 | --images a.jpg b.png] [--out-dir DIR] [--seed 0]
 
-Works on CPU. Weights are computed on the whole image with the checkpoint's
-encoder, exactly as the refresh pass of training does.
+CONFIG is a FAMT pre-training config (its ``FAMTMAE`` is drawn with the FAMT
+split, computed on the whole image exactly as the refresh pass of training
+does) or a plain mmpretrain MAE config (its own random masking and
+reconstruction are drawn, with the FAMT terms its encoder would give). Works on
+CPU. Writes DIR/famt_masks.png (or DIR/mae_masks.png for a plain MAE).
 """
 import argparse
 import os
 import os.path as osp
 import sys
 
-import torch
-from mmengine.config import Config
-from mmengine.dataset import default_collate
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Visualise FAMT masking')
-    parser.add_argument('config')
+    parser = argparse.ArgumentParser(description='Visualise FAMT (or MAE) masking')
+    parser.add_argument('config', help='FAMT or MAE pre-training config')
     parser.add_argument('checkpoint', nargs='?', default=None,
-                        help='FAMT checkpoint (omit to draw an untrained model)')
+                        help='pre-training checkpoint (omit to draw an untrained model)')
     group = parser.add_mutually_exclusive_group()
     group.add_argument('--indices', type=int, nargs='+', default=[0, 1, 2, 3],
                        help='training-set indices to draw')
     group.add_argument('--images', nargs='+', help='image files to draw instead')
     parser.add_argument('--out-dir', default='work_dirs/famt_vis')
+    parser.add_argument('--out-name', default=None,
+                        help='file name (default famt_masks.png / mae_masks.png)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the masking draw')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--device', default=None, help='cpu, cuda, cuda:1 (default: cuda '
+                        'when available)')
     return parser.parse_args(argv)
 
 
 def build_model(cfg, checkpoint, device):
+    """The config's model (data preprocessor included) with the checkpoint's weights."""
     from mmengine.runner import load_checkpoint
     from mmpretrain.registry import MODELS
     model_cfg = cfg.model.copy()
     if cfg.get('data_preprocessor') is not None:  # as the Runner does
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     model = MODELS.build(model_cfg)
-    model.init_weights()
-    if checkpoint is not None:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
-    if not hasattr(model, 'compute_famt_weights'):
-        raise TypeError(f'{type(model).__name__} is not a FAMT model (FAMTMAE)')
-    return model.to(device).eval()
-
-
-def load_batch(cfg, model, args):
-    """Whole images resized to the input size, through the data preprocessor."""
-    from mmpretrain.registry import DATASETS, TRANSFORMS
-    from mmengine.dataset import Compose
-    ps = model.backbone.patch_embed.projection.kernel_size
-    size = (model.grid_hw[1] * ps[1], model.grid_hw[0] * ps[0])
-    resize = [dict(type='Resize', scale=size, backend='pillow', interpolation='bicubic'),
-              dict(type='PackInputs', meta_keys=('sample_idx', 'img_path'))]
-    if args.images:
-        pipeline = Compose([TRANSFORMS.build(t) for t in
-                            [dict(type='LoadImageFromFile')] + resize])
-        items = [pipeline(dict(img_path=p, sample_idx=i)) for i, p in enumerate(args.images)]
-        names = [osp.basename(p) for p in args.images]
+    if checkpoint is None:
+        from mmengine.logging import MMLogger
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel('WARNING')  # init_weights lists every parameter at INFO
+        try:
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
     else:
-        ds_cfg = cfg.train_dataloader.dataset.copy()
-        loading = [t for t in ds_cfg.get('pipeline', []) if t['type'].startswith('Load')]
-        ds_cfg['pipeline'] = loading + resize
-        dataset = DATASETS.build(ds_cfg)
-        items = [dataset[i] for i in args.indices]
-        names = [f'#{i}' for i in args.indices]
-    data = model.data_preprocessor(default_collate(items), False)
-    return data['inputs'], names
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+    if not hasattr(model.backbone, 'patch_resolution') or not hasattr(model.head, 'patchify'):
+        raise TypeError(f'{type(model).__name__} is not an MAE-style model (FAMTMAE or MAE)')
+    return model.to(device).eval()
 
 
 def main(argv=None):
     args = parse_args(argv)
-    import famt_mm  # noqa: F401  (registers the modules)
-    from famt_mm.visualization import draw_famt_grid, famt_panels, to_rgb_image
-    cfg = Config.fromfile(args.config)
+    import torch
+    from mmengine.config import Config
     from mmengine.registry import init_default_scope
+
+    import famt_mm  # noqa: F401  (registers the modules, checkpoint-loading fix)
+    from famt_mm.visualization import (compose_famt_grid, famt_panels, input_hw,
+                                       load_whole_images, preprocessor_mean_std,
+                                       save_famt_grid, to_rgb_image, whole_image_pipeline)
+    cfg = Config.fromfile(args.config)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    model = build_model(cfg, args.checkpoint, args.device)
-    inputs, names = load_batch(cfg, model, args)
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    model = build_model(cfg, args.checkpoint, device)
+    ds_cfg = cfg.train_dataloader.dataset
+    pipeline = whole_image_pipeline(ds_cfg.get('pipeline', []), input_hw(model))
+    if args.images:
+        missing = [p for p in args.images if not osp.isfile(p)]
+        if missing:
+            raise FileNotFoundError(f'--images: {missing} do not exist')
+        # Files load as BGR; a preprocessor without to_rgb expects RGB already.
+        to_rgb = getattr(model.data_preprocessor, '_channel_conversion', False)
+        inputs, names = load_whole_images(model, pipeline, files=args.images,
+                                          flip_channels=not to_rgb)
+    else:
+        from mmpretrain.registry import DATASETS
+        dataset = DATASETS.build(ds_cfg)
+        inputs, names = load_whole_images(model, pipeline, dataset=dataset,
+                                          indices=args.indices)
     generator = torch.Generator(device=inputs.device).manual_seed(args.seed)
-    panels = famt_panels(model, inputs, generator=generator)
-    pre = cfg.get('data_preprocessor', cfg.model.get('data_preprocessor', {}))
-    mean, std = pre.get('mean', [0, 0, 0]), pre.get('std', [1, 1, 1])
-    # The preprocessor turned BGR into RGB (to_rgb): inputs are RGB already.
-    images = to_rgb_image(inputs, mean, std)
-    recon = to_rgb_image(panels['recon'], mean, std)
+    panels = famt_panels(model, inputs, generator=generator, seed=args.seed)
+    mean, std = preprocessor_mean_std(model)
+    # The data preprocessor already made the inputs RGB.
+    grid = compose_famt_grid(to_rgb_image(inputs, mean, std), panels,
+                             recon_images=to_rgb_image(panels['recon'], mean, std),
+                             names=names)
     os.makedirs(args.out_dir, exist_ok=True)
-    out = draw_famt_grid(images, panels, osp.join(args.out_dir, 'famt_masks.png'),
-                         recon_images=recon, titles=names)
-    print(f'wrote {out}')
+    name = args.out_name or ('famt_masks.png' if panels['famt'] else 'mae_masks.png')
+    out = save_famt_grid(grid, osp.join(args.out_dir, name))
+    print(f'wrote {out} ({grid.shape[1]} x {grid.shape[0]})')
     return out
 
 

@@ -1,4 +1,5 @@
 """Training hooks."""
 from .famt_weight_hook import FAMTWeightHook  # noqa: F401
+from .famt_visualization_hook import FAMTVisualizationHook  # noqa: F401
 
-__all__ = ['FAMTWeightHook']
+__all__ = ['FAMTWeightHook', 'FAMTVisualizationHook']
