@@ -1,14 +1,21 @@
 """Carrying a FAMT / MAE pre-trained encoder to mmpretrain, mmdet and mmseg.
 
-``checkpoint``: the ``StrictPretrained`` initializer (all keys or a loud error)
-and the FAMT -> target backbone converters' library functions. The mmdet and
-mmseg modules live in ``famt_mm.transfer.mmdet`` / ``famt_mm.transfer.mmseg``;
-their configs import them with ``custom_imports`` (importing mmdet / mmseg is
-not needed for pre-training, so it is not done here).
+``checkpoint``: the ``StrictPretrained`` initializer (all keys or a loud error);
+``convert``: FAMT / MAE checkpoint -> target backbone weights (the library side
+of tools/model_converters/); ``layer_decay``: layer-wise lr decay by parameter
+name. ``vitdet`` (ViTDet backbone and simple feature pyramid, registered into
+mmdet) is not imported here, since importing mmdet is not needed for
+pre-training: the mmdet configs list it in ``custom_imports``. The mmseg
+configs use mmseg's own ``MAE`` backbone.
 """
+from . import layer_decay  # noqa: F401  (registers ViTLayerDecayOptimWrapperConstructor)
+from .convert import convert_backbone, convert_checkpoint, pretrained_backbone  # noqa: F401
+from .layer_decay import ViTLayerDecayOptimWrapperConstructor  # noqa: F401
 from .checkpoint import (StrictPretrainedInit, extract_state_dict,  # noqa: F401
                          load_checkpoint_file, load_strict_pretrained, match_state_dict,
                          resize_pos_embed, select_prefix)
 
 __all__ = ['StrictPretrainedInit', 'load_strict_pretrained', 'load_checkpoint_file',
-           'extract_state_dict', 'select_prefix', 'match_state_dict', 'resize_pos_embed']
+           'extract_state_dict', 'select_prefix', 'match_state_dict', 'resize_pos_embed',
+           'convert_checkpoint', 'convert_backbone', 'pretrained_backbone',
+           'ViTLayerDecayOptimWrapperConstructor']

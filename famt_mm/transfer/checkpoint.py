@@ -21,6 +21,7 @@ state dict is checked and loaded at once, and loaded again when the top-level
 """
 import functools
 import math
+from fnmatch import fnmatchcase
 import os.path as osp
 from collections import OrderedDict
 from typing import Dict, Iterable, Optional, Sequence, Tuple
@@ -164,19 +165,25 @@ def _fit_pos_embeds(module, state, target, filename):
     return state
 
 
+def _is_allowed(key: str, patterns: Tuple[str, ...]) -> bool:
+    return any(key.startswith(p) or fnmatchcase(key, p) for p in patterns)
+
+
 def match_state_dict(module: torch.nn.Module, state: Dict[str, torch.Tensor],
                      filename: str = '<checkpoint>',
                      allowed_missing: Iterable[str] = ()) -> 'OrderedDict[str, torch.Tensor]':
     """Check that ``state`` fits ``module`` exactly (after resizing pos_embed).
 
-    ``allowed_missing``: key prefixes of the module that may stay at their own
-    initialisation (e.g. a fresh ``'ln2.'`` norm of a fine-tuning head).
+    ``allowed_missing``: module keys that may stay at their own initialisation,
+    as prefixes (``'ln2.'``: a fresh norm of a fine-tuning head) or glob
+    patterns (``'layers.*.attn.rel_pos_*'``: relative position tables the
+    pre-training never had).
     Raises ``ValueError`` listing missing / unexpected / mis-shaped keys.
     """
     target = module.state_dict()
     state = _fit_pos_embeds(module, OrderedDict(state), target, filename)
     allowed = tuple(allowed_missing)
-    missing = [k for k in target if k not in state and not k.startswith(allowed)]
+    missing = [k for k in target if k not in state and not _is_allowed(k, allowed)]
     unexpected = [k for k in state if k not in target]
     mismatched = [f'{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(target[k].shape)}'
                   for k in target if k in state and state[k].shape != target[k].shape]
@@ -190,8 +197,13 @@ def match_state_dict(module: torch.nn.Module, state: Dict[str, torch.Tensor],
         if mismatched:
             lines.append(f'  shape mismatch ({len(mismatched)}; wrong architecture?): '
                          f'{_key_list(mismatched)}')
+        from .convert import describe_converted  # converters import this module
+        kind = describe_converted(state)
+        if kind:
+            lines.append(f'  The file looks {kind}.')
         lines.append('  Check the file (converted for this target with '
-                     'tools/model_converters/?), `prefix=` and the backbone arch / img_size.')
+                     'tools/model_converters/famt_to_<target>.py?), `prefix=` and the '
+                     'backbone arch / img_size.')
         raise ValueError('\n'.join(lines))
     return state
 
@@ -222,8 +234,9 @@ class StrictPretrainedInit:
         prefix (str, optional): sub-dict to take, e.g. ``'backbone.'`` for a
             FAMT / MAE pre-training checkpoint. Defaults to None (whole file).
         map_location (str): where tensors are loaded. Defaults to 'cpu'.
-        allowed_missing (Sequence[str]): module key prefixes that may keep
-            their own initialisation. Defaults to () (none).
+        allowed_missing (Sequence[str]): module keys (prefixes or glob
+            patterns) that may keep their own initialisation, for parts the
+            pre-training never had. Defaults to () (none).
     """
 
     def __init__(self, checkpoint, prefix=None, map_location='cpu', allowed_missing=()):

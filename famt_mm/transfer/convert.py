@@ -1,0 +1,175 @@
+"""FAMT / MAE pre-training checkpoint -> backbone weights for a downstream library.
+
+Every target gets exactly the keys its backbone expects, nothing else, saved as
+a tensor-only ``{'state_dict': {...}}`` (loadable with ``weights_only=True``):
+
+* ``mmpretrain``: ``VisionTransformer`` (classifiers): the pre-trained encoder
+  as is: ``cls_token``, ``pos_embed`` (CLS slot first), ``patch_embed``,
+  ``layers.N.*``, final norm ``ln1``.
+* ``mmseg``: mmseg's ``MAE`` backbone (UperNet recipe): as above without the
+  final norm (``final_norm=False``). Its layer scales and relative position
+  tables are new; the config lists them in ``allowed_missing``.
+* ``mmdet``: ``ViTDetBackbone`` (famt_mm.transfer.vitdet): no CLS token, the
+  CLS slot of ``pos_embed`` removed, no final norm. Its relative position
+  tables are new (``allowed_missing`` in the config).
+
+Accepted inputs: an mmengine checkpoint of a FAMT / MAE pre-training (keys
+``backbone.*``), or an official MAE release (``model`` with timm keys
+``blocks.N.*``). Anything else is refused with the reason.
+"""
+import math
+import re
+from collections import OrderedDict
+from typing import Dict, Optional
+
+import torch
+
+from .checkpoint import extract_state_dict, load_checkpoint_file, resize_pos_embed
+
+TARGETS = ('mmpretrain', 'mmdet', 'mmseg')
+
+# The keys of one pre-norm ViT block in mmpretrain's naming.
+BLOCK_KEYS = ('ln1.weight', 'ln1.bias', 'attn.qkv.weight', 'attn.qkv.bias',
+              'attn.proj.weight', 'attn.proj.bias', 'ln2.weight', 'ln2.bias',
+              'ffn.layers.0.0.weight', 'ffn.layers.0.0.bias',
+              'ffn.layers.1.weight', 'ffn.layers.1.bias')
+_TOP_KEYS = ('cls_token', 'pos_embed', 'patch_embed.projection.weight',
+             'patch_embed.projection.bias', 'ln1.weight', 'ln1.bias')
+
+# Official MAE / timm names -> mmpretrain names.
+_TIMM_RENAMES = (
+    (r'^patch_embed\.proj\.', 'patch_embed.projection.'),
+    (r'^blocks\.(\d+)\.norm1\.', r'layers.\1.ln1.'),
+    (r'^blocks\.(\d+)\.norm2\.', r'layers.\1.ln2.'),
+    (r'^blocks\.(\d+)\.attn\.', r'layers.\1.attn.'),
+    (r'^blocks\.(\d+)\.mlp\.fc1\.', r'layers.\1.ffn.layers.0.0.'),
+    (r'^blocks\.(\d+)\.mlp\.fc2\.', r'layers.\1.ffn.layers.1.'),
+    (r'^norm\.', 'ln1.'),
+)
+
+
+def describe_converted(state: Dict[str, torch.Tensor]) -> Optional[str]:
+    """What a backbone state dict looks like, for error messages; None if unknown."""
+    keys = set(state)
+    if any(k.startswith('backbone.') for k in keys):
+        return ('like a full pre-training checkpoint (keys backbone.*): use '
+                "prefix='backbone.' or convert it with tools/model_converters/")
+    if 'blocks.0.norm1.weight' in keys:
+        return 'like an official MAE / timm checkpoint: convert it with tools/model_converters/'
+    if 'layers.0.attn.qkv.weight' not in keys or 'pos_embed' not in keys:
+        return None
+    if 'cls_token' not in keys:
+        return 'converted for mmdet (famt_to_mmdet.py: no cls_token, no final norm)'
+    if 'ln1.weight' in keys:
+        return 'converted for mmpretrain (famt_to_mmpretrain.py: cls_token and final norm ln1)'
+    return 'converted for mmseg (famt_to_mmseg.py: cls_token, no final norm)'
+
+
+def _from_timm(state):
+    out = OrderedDict()
+    for key, value in state.items():
+        if key.startswith(('decoder', 'mask_token')):
+            continue  # MAE decoder: not part of the encoder
+        new = key
+        for pattern, repl in _TIMM_RENAMES:
+            new = re.sub(pattern, repl, new)
+        out[new] = value
+    return out
+
+
+def pretrained_backbone(filename: str) -> 'OrderedDict[str, torch.Tensor]':
+    """The encoder of a pre-training checkpoint, in mmpretrain ViT key names."""
+    ckpt = load_checkpoint_file(filename)
+    state = extract_state_dict(ckpt, filename)
+    if any(k.startswith('backbone.') for k in state):
+        backbone = OrderedDict((k[len('backbone.'):], v) for k, v in state.items()
+                               if k.startswith('backbone.'))
+    elif 'blocks.0.norm1.weight' in state:
+        backbone = _from_timm(state)
+    else:
+        kind = describe_converted(state)
+        if kind and kind.startswith('converted'):
+            raise ValueError(f'{filename} is already {kind}; convert the original '
+                             'pre-training checkpoint instead')
+        sample = ', '.join(sorted(state)[:8])
+        raise ValueError(f'{filename} has no backbone weights: expected a FAMT / MAE '
+                         f'pre-training checkpoint (keys backbone.*) or an official MAE '
+                         f'release (keys blocks.N.*); found keys [{sample}, ...]')
+    check_plain_vit(backbone, filename)
+    return backbone
+
+
+def check_plain_vit(backbone: Dict[str, torch.Tensor], filename: str = '<checkpoint>') -> dict:
+    """Refuse anything but a plain pre-norm ViT encoder; return its shape facts."""
+    problems = [f'missing {k}' for k in _TOP_KEYS if k not in backbone]
+    layer_ids = sorted({int(m.group(1)) for k in backbone
+                        for m in [re.match(r'layers\.(\d+)\.', k)] if m})
+    if layer_ids != list(range(len(layer_ids))) or not layer_ids:
+        problems.append(f'transformer layers {layer_ids[:5]}... are not 0..N-1')
+    expected = set(_TOP_KEYS) | {f'layers.{i}.{k}' for i in layer_ids for k in BLOCK_KEYS}
+    problems += [f'missing {k}' for k in sorted(expected - set(backbone))
+                 if k.startswith('layers.')][:5]
+    extra = sorted(set(backbone) - expected)
+    if extra:
+        problems.append(f'keys a plain ViT does not have: {extra[:6]}')
+    if not problems:
+        dims = backbone['cls_token'].shape[-1]
+        proj = backbone['patch_embed.projection.weight']
+        tokens = backbone['pos_embed'].shape[1] - 1
+        side = math.isqrt(tokens)
+        qkv = backbone['layers.0.attn.qkv.weight'].shape
+        if proj.dim() != 4 or proj.shape[0] != dims or proj.shape[2] != proj.shape[3]:
+            problems.append(f'patch_embed.projection.weight {tuple(proj.shape)} is not a '
+                            f'square {dims}-channel patch convolution')
+        if side * side != tokens:
+            problems.append(f'pos_embed has {tokens} patch tokens, not a square grid '
+                            '(plus one CLS slot)')
+        if tuple(qkv) != (3 * dims, dims):
+            problems.append(f'layers.0.attn.qkv.weight {tuple(qkv)} != (3*{dims}, {dims})')
+    if problems:
+        raise ValueError(f'{filename}: not a plain ViT encoder (wrong architecture for these '
+                         'targets): ' + '; '.join(problems))
+    return dict(embed_dims=dims, num_layers=len(layer_ids), patch_size=proj.shape[-1],
+                grid=side, feedforward_channels=backbone['layers.0.ffn.layers.0.0.weight'].shape[0])
+
+
+def convert_backbone(backbone: Dict[str, torch.Tensor], target: str,
+                     img_size: Optional[int] = None) -> 'OrderedDict[str, torch.Tensor]':
+    """mmpretrain-named ViT encoder -> the key set of ``target``'s backbone.
+
+    ``img_size``: resize ``pos_embed`` to that input size's patch grid now
+    (otherwise ``StrictPretrained`` resizes it when loading).
+    """
+    if target not in TARGETS:
+        raise ValueError(f'unknown target {target!r}; choose one of {TARGETS}')
+    info = check_plain_vit(backbone)
+    out = OrderedDict((k, v.detach().clone().contiguous()) for k, v in backbone.items())
+    if img_size is not None:
+        if img_size % info['patch_size']:
+            raise ValueError(f'--img-size {img_size} is not a multiple of the patch size '
+                             f"{info['patch_size']}")
+        side = img_size // info['patch_size']
+        out['pos_embed'] = resize_pos_embed(out['pos_embed'], (info['grid'],) * 2,
+                                            (side, side), 1, 1)
+    if target in ('mmdet', 'mmseg'):
+        del out['ln1.weight'], out['ln1.bias']  # dense heads take un-normed block outputs
+    if target == 'mmdet':
+        del out['cls_token']
+        out['pos_embed'] = out['pos_embed'][:, 1:].contiguous()
+    return out
+
+
+def convert_checkpoint(src: str, dst: str, target: str, img_size: Optional[int] = None,
+                       expect_arch: Optional[dict] = None) -> dict:
+    """Read ``src``, convert for ``target``, write a tensor-only ``dst``; return facts."""
+    backbone = pretrained_backbone(src)
+    info = check_plain_vit(backbone, src)
+    if expect_arch:
+        wrong = {k: (info[k], v) for k, v in expect_arch.items() if info.get(k) != v}
+        if wrong:
+            detail = ', '.join(f'{k}: checkpoint {a} vs expected {b}' for k, (a, b) in wrong.items())
+            raise ValueError(f'{src}: wrong architecture for the {target} config ({detail})')
+    state = convert_backbone(backbone, target, img_size)
+    torch.save({'state_dict': state}, dst)
+    info.update(target=target, num_tensors=len(state))
+    return info
