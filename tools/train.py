@@ -103,6 +103,13 @@ def main(argv=None):
     if args.launcher != 'none' and not torch.cuda.is_available():
         init_cpu_distributed(args.launcher)
     runner = build_runner(cfg)
+    if args.resume == 'auto':
+        from mmengine.runner import find_latest_checkpoint
+        if find_latest_checkpoint(runner.work_dir) is None:
+            # mmengine would only log "resumed from the latest checkpoint None"
+            runner.logger.warning(
+                f'--resume: no checkpoint found in {runner.work_dir} (no last_checkpoint '
+                'file): starting from scratch')
     runner.train()
 
 
