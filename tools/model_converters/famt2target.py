@@ -18,11 +18,11 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
-def parse_args(argv=None, target=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def add_arguments(parser, with_target=True):
+    """The converter's options (famt_to_<target>.py fix the target)."""
     parser.add_argument('src', help='FAMT / MAE pre-training checkpoint')
     parser.add_argument('dst', help='output file (backbone weights only)')
-    if target is None:
+    if with_target:
         parser.add_argument('--target', required=True, choices=['mmpretrain', 'mmdet', 'mmseg'])
     parser.add_argument('--img-size', type=int, default=None,
                         help='resize pos_embed to this input size now (default: keep the '
@@ -32,7 +32,12 @@ def parse_args(argv=None, target=None):
                         "(e.g. 'base', 'deit-small')")
     parser.add_argument('--patch-size', type=int, default=None,
                         help='refuse a checkpoint with another patch size')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None, target=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    args = add_arguments(parser, with_target=target is None).parse_args(argv)
     if target is not None:
         args.target = target
     return args
@@ -52,8 +57,8 @@ def expected_arch(arch, patch_size):
     return expect
 
 
-def main(argv=None, target=None):
-    args = parse_args(argv, target)
+def run(args):
+    """Convert as ``args`` (src, dst, target, img_size, arch, patch_size) say."""
     from famt_mm.transfer.convert import convert_checkpoint
     if osp.abspath(args.src) == osp.abspath(args.dst):
         raise SystemExit('refusing to overwrite the source checkpoint')
@@ -63,11 +68,15 @@ def main(argv=None, target=None):
         info = convert_checkpoint(args.src, args.dst, args.target, img_size=args.img_size,
                                   expect_arch=expected_arch(args.arch, args.patch_size))
     except (ValueError, FileNotFoundError) as err:  # a wrong input: say why, no traceback
-        raise SystemExit(f'{osp.basename(sys.argv[0]) or "famt2target"}: error: {err}')
+        raise SystemExit(f'error: {err}')
     print(f"{args.src} -> {args.dst} for {info['target']}: ViT {info['embed_dims']}-d, "
           f"{info['num_layers']} layers, patch {info['patch_size']}, pre-training grid "
           f"{info['grid']}x{info['grid']}, {info['num_tensors']} tensors")
     return info
+
+
+def main(argv=None, target=None):
+    return run(parse_args(argv, target))
 
 
 if __name__ == '__main__':
