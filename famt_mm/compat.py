@@ -80,8 +80,14 @@ def adapt_cfg_to_device(cfg, launcher='none'):
     return changes
 
 
-def init_cpu_distributed(launcher, backend='gloo'):
-    """Initialise torch.distributed on CPU for ``pytorch`` / ``slurm`` launches."""
+def init_cpu_distributed(launcher, backend='gloo', timeout=None):
+    """Initialise torch.distributed on CPU for ``pytorch`` / ``slurm`` launches.
+
+    ``timeout`` (seconds, as mmengine's ``env_cfg.dist_cfg.timeout``) bounds how
+    long a collective waits for a rank that hangs without dying.
+    """
+    import datetime
+
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         return
@@ -97,4 +103,5 @@ def init_cpu_distributed(launcher, backend='gloo'):
                 f'scontrol show hostname {nodes} | head -n1')
     elif launcher != 'pytorch':
         raise ValueError(f'CPU distributed launch supports pytorch and slurm, not {launcher!r}')
-    dist.init_process_group(backend=backend)
+    kwargs = {} if timeout is None else dict(timeout=datetime.timedelta(seconds=timeout))
+    dist.init_process_group(backend=backend, **kwargs)

@@ -58,7 +58,8 @@ def main(argv=None):
     if args.launcher != 'none':
         import torch
         if not torch.cuda.is_available():
-            init_cpu_distributed(args.launcher)
+            init_cpu_distributed(
+                args.launcher, timeout=cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout'))
     runner = build_runner(cfg)
     metrics = runner.test()
     if args.out:

@@ -101,7 +101,8 @@ def main(argv=None):
     adapt_cfg_to_device(cfg, args.launcher)
     import torch
     if args.launcher != 'none' and not torch.cuda.is_available():
-        init_cpu_distributed(args.launcher)
+        init_cpu_distributed(
+            args.launcher, timeout=cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout'))
     runner = build_runner(cfg)
     if args.resume == 'auto':
         from mmengine.runner import find_latest_checkpoint

@@ -5,7 +5,8 @@ What ends the job when one rank dies: with gloo, the surviving rank's pending co
 (DDP's all-reduce, the refresh's all_gather) fails at once with "Connection closed by peer",
 and torchrun's agent also sends SIGTERM to the remaining workers and exits non-zero. A rank
 that hangs without dying (or a dead peer under NCCL) is only caught by the collective timeout
-(torch's default for the process group: 30 minutes for gloo).
+(torch's default for the process group: 30 minutes for gloo), which the config sets with
+``env_cfg.dist_cfg.timeout`` (seconds, as in mmengine) on CPU and GPU alike.
 """
 import glob
 import os
@@ -123,3 +124,14 @@ def test_a_rank_failing_in_the_refresh_does_not_leave_the_other_waiting(tmp_path
             'FAMTTestFailOnIndex: cannot read sample 1 on rank 1') in out
     assert "on_bad_image='skip'" in out
     assert seconds < TIMEOUT
+
+
+def test_a_hanging_rank_ends_the_job_after_the_configured_timeout(tmp_path):
+    hooks = [hook_cfg(start_epoch=1), dict(type='FAMTTestHangOnRank', rank=1, iter=2)]
+    cfg = write_tiny_config(tmp_path / 'famt_tiny.py', config=FAMT_DEMO, max_epochs=2,
+                            custom_hooks=hooks, custom_imports=CUSTOM_IMPORTS,
+                            **{'env_cfg.dist_cfg.timeout': 10})
+    rc, out, seconds = dist_train(cfg, str(tmp_path / 'work'), timeout=240)
+    assert rc != 0
+    assert 'ChildFailedError' in out
+    assert seconds < 200  # not torch's 30-minute default

@@ -48,6 +48,19 @@ class FAMTTestFailOnRank(Hook):
 
 
 @HOOKS.register_module(force=True)
+class FAMTTestHangOnRank(Hook):
+    """Hangs (without dying) on ``rank`` at training iteration ``iter``."""
+
+    def __init__(self, rank: int = 1, iter: int = 2):
+        self.rank = rank
+        self.iter = iter
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if get_rank() == self.rank and runner.iter == self.iter:
+            time.sleep(3600)
+
+
+@HOOKS.register_module(force=True)
 class FAMTTestDumpBank(Hook):
     """Saves this rank's bank (and its checksum) to ``work_dir/famt_bank_rank{r}.pth``."""
 
