@@ -170,18 +170,29 @@ def _is_allowed(key: str, patterns: Tuple[str, ...]) -> bool:
 
 
 def match_state_dict(module: torch.nn.Module, state: Dict[str, torch.Tensor],
-                     filename: str = '<checkpoint>',
-                     allowed_missing: Iterable[str] = ()) -> 'OrderedDict[str, torch.Tensor]':
+                     filename: str = '<checkpoint>', allowed_missing: Iterable[str] = (),
+                     ignored_keys: Iterable[str] = ()) -> 'OrderedDict[str, torch.Tensor]':
     """Check that ``state`` fits ``module`` exactly (after resizing pos_embed).
 
     ``allowed_missing``: module keys that may stay at their own initialisation,
     as prefixes (``'ln2.'``: a fresh norm of a fine-tuning head) or glob
     patterns (``'layers.*.attn.rel_pos_*'``: relative position tables the
     pre-training never had).
+    ``ignored_keys``: checkpoint keys (prefixes or globs) deliberately left
+    out, e.g. ``'ln1.'``, the pre-training's final norm that an MAE fine-tune
+    (``final_norm=False``) does not use.
     Raises ``ValueError`` listing missing / unexpected / mis-shaped keys.
     """
     target = module.state_dict()
-    state = _fit_pos_embeds(module, OrderedDict(state), target, filename)
+    ignored = tuple(ignored_keys)
+    dropped = [k for k in state if _is_allowed(k, ignored)]
+    if ignored and not dropped:
+        raise ValueError(f'{filename}: ignored_keys {list(ignored)} match no checkpoint key')
+    if dropped:
+        print_log(f'StrictPretrained: not loading {_key_list(dropped)} of {filename} '
+                  '(ignored_keys)', logger='current')
+    state = OrderedDict((k, v) for k, v in state.items() if k not in dropped)
+    state = _fit_pos_embeds(module, state, target, filename)
     allowed = tuple(allowed_missing)
     missing = [k for k in target if k not in state and not _is_allowed(k, allowed)]
     unexpected = [k for k in state if k not in target]
@@ -210,14 +221,15 @@ def match_state_dict(module: torch.nn.Module, state: Dict[str, torch.Tensor],
 
 def load_strict_pretrained(module: torch.nn.Module, checkpoint: str,
                            prefix: Optional[str] = None, map_location='cpu',
-                           allowed_missing: Iterable[str] = ()) -> 'OrderedDict[str, torch.Tensor]':
+                           allowed_missing: Iterable[str] = (),
+                           ignored_keys: Iterable[str] = ()) -> 'OrderedDict[str, torch.Tensor]':
     """Load ``checkpoint`` (under ``prefix``) into ``module`` with every key matched.
 
     Returns the state dict actually loaded (pos_embed resized if needed).
     """
     ckpt = load_checkpoint_file(checkpoint, map_location=map_location)
     state = select_prefix(extract_state_dict(ckpt, checkpoint), prefix, checkpoint)
-    state = match_state_dict(module, state, checkpoint, allowed_missing)
+    state = match_state_dict(module, state, checkpoint, allowed_missing, ignored_keys)
     module.load_state_dict(state, strict=not tuple(allowed_missing))
     return state
 
@@ -237,9 +249,13 @@ class StrictPretrainedInit:
         allowed_missing (Sequence[str]): module keys (prefixes or glob
             patterns) that may keep their own initialisation, for parts the
             pre-training never had. Defaults to () (none).
+        ignored_keys (Sequence[str]): checkpoint keys (after ``prefix``;
+            prefixes or glob patterns) not to load, e.g. ``['ln1.']`` for an
+            MAE fine-tune without the final norm. Defaults to () (none).
     """
 
-    def __init__(self, checkpoint, prefix=None, map_location='cpu', allowed_missing=()):
+    def __init__(self, checkpoint, prefix=None, map_location='cpu', allowed_missing=(),
+                 ignored_keys=()):
         if not checkpoint:
             raise ValueError('StrictPretrained: `checkpoint` is empty; set it, e.g. '
                              '--cfg-options model.backbone.init_cfg.checkpoint=PATH')
@@ -247,13 +263,15 @@ class StrictPretrainedInit:
         self.prefix = prefix
         self.map_location = map_location
         self.allowed_missing = tuple(allowed_missing)
+        self.ignored_keys = tuple(ignored_keys)
 
     def __call__(self, module):
         where = f' (prefix {self.prefix!r})' if self.prefix else ''
         print_log(f'StrictPretrained: load {type(module).__name__} from '
                   f'{self.checkpoint}{where}', logger='current')
         state = load_strict_pretrained(module, self.checkpoint, self.prefix,
-                                       self.map_location, self.allowed_missing)
+                                       self.map_location, self.allowed_missing,
+                                       self.ignored_keys)
         if hasattr(module, '_params_init_info'):
             # inside init_weights: load again once the whole model is initialised
             module.__dict__[_PENDING] = (state, not self.allowed_missing)

@@ -5,7 +5,8 @@ a tensor-only ``{'state_dict': {...}}`` (loadable with ``weights_only=True``):
 
 * ``mmpretrain``: ``VisionTransformer`` (classifiers): the pre-trained encoder
   as is: ``cls_token``, ``pos_embed`` (CLS slot first), ``patch_embed``,
-  ``layers.N.*``, final norm ``ln1``.
+  ``layers.N.*``, final norm ``ln1`` (a fine-tune with ``final_norm=False``
+  says ``ignored_keys=['ln1.']`` in its init_cfg).
 * ``mmseg``: mmseg's ``MAE`` backbone (UperNet recipe): as above without the
   final norm (``final_norm=False``). Its layer scales and relative position
   tables are new; the config lists them in ``allowed_missing``.

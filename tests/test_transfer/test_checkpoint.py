@@ -92,17 +92,23 @@ def test_unexpected_and_missing_keys_are_named(tmp_path):
     assert str(ckpt) in msg
 
 
-def test_allowed_missing_keeps_fresh_norm(tmp_path):
+def test_mae_fine_tune_backbone_with_allowed_missing_and_ignored_keys(tmp_path):
+    """MAE fine-tuning: the final norm ln1 is dropped, a fresh ln2 follows pooling."""
     ckpt = tmp_path / 'famt.pth'
     expected = _pretrain_checkpoint(ckpt)
-    model = _classifier(final_norm=False, out_type='avg_featmap')
-    state = {k: v for k, v in expected.items() if not k.startswith('ln1.')}
-    torch.save({'state_dict': state}, tmp_path / 'no_ln1.pth')
-    model.backbone.init_cfg = dict(type='StrictPretrained', checkpoint=str(tmp_path / 'no_ln1.pth'),
-                                   allowed_missing=['ln2.'])
+    model = _classifier(final_norm=False, out_type='avg_featmap', init_cfg=dict(
+        type='StrictPretrained', checkpoint=str(ckpt), prefix='backbone.',
+        allowed_missing=['ln2.'], ignored_keys=['ln1.']))
     model.init_weights()
     assert torch.equal(model.backbone.layers[1].ffn.layers[1].weight,
                        expected['layers.1.ffn.layers.1.weight'])
+    assert torch.equal(model.backbone.ln2.weight, torch.ones(32))  # its own init
+    # an ignore pattern that matches nothing is a typo, not a silent no-op
+    model = _classifier(final_norm=False, out_type='avg_featmap', init_cfg=dict(
+        type='StrictPretrained', checkpoint=str(ckpt), prefix='backbone.',
+        allowed_missing=['ln2.'], ignored_keys=['norm.']))
+    with pytest.raises(ValueError, match=r"ignored_keys \['norm\.'\] match no checkpoint key"):
+        model.init_weights()
 
 
 def test_wrong_architecture_names_key_and_shapes(tmp_path):
