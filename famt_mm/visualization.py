@@ -29,8 +29,8 @@ from .models.famt_weights import (cls_attention_term, column_mean_attention_term
 
 __all__ = ['PANEL_TITLES', 'MASKED_RGB', 'THROWN_RGB', 'whole_image_pipeline',
            'load_whole_images', 'input_hw', 'is_famt_model', 'famt_panels',
-           'reconstruct_image', 'to_rgb_image', 'preprocessor_mean_std', 'overlay_flags', 'compose_famt_grid',
-           'panel_box', 'save_famt_grid', 'draw_famt_grid']
+           'reconstruct_image', 'to_rgb_image', 'preprocessor_mean_std', 'overlay_flags',
+           'compose_famt_grid', 'panel_box', 'save_famt_grid', 'draw_famt_grid', 'MAE_TITLES']
 
 PANEL_TITLES = ('image', 'attention', 'frequency', 'weights', 'mask/throw/vis',
                 'reconstruction')

@@ -17,7 +17,6 @@ models and take a loss step.
 """
 import argparse
 import glob
-import os
 import os.path as osp
 import re
 import runpy
@@ -31,6 +30,13 @@ import pytest
 from tests.conftest import REPO, run_tool
 
 DOCS = [osp.join(REPO, 'README.md')] + sorted(glob.glob(osp.join(REPO, 'docs', '*.md')))
+
+_MMDET_CFG = 'configs/mmdet/mask-rcnn_vit-b-p16-famt_simple-fpn_lsj-100e_coco.py'
+_MMSEG_CFG = 'configs/mmseg/upernet_vit-b-p16-famt_8xb2-amp-160k_ade20k-512x512.py'
+_MMDET_TEST = ('tests/test_transfer/test_mmdet_transfer.py::'
+               'test_mask_rcnn_trains_and_tests_from_famt_backbone')
+_MMSEG_TEST = ('tests/test_transfer/test_mmseg_transfer.py::'
+               'test_upernet_trains_and_tests_from_famt_backbone')
 
 # command prefix -> how it is exercised. 'tests/...::name' must name an existing test;
 # 'ci:' a step of CI; 'static:' says why only the checks of this file apply.
@@ -46,28 +52,30 @@ COVERAGE = {
         'tests/test_docs.py::test_custom_folder_recipe_trains_on_a_folder',
     # dist_train.sh is torch.distributed.run + tools/train.py --launcher pytorch
     'bash tools/dist_train.sh':
-        'tests/test_engine/test_distributed_refresh.py::test_bank_of_two_processes_equals_bank_of_one',
+        'tests/test_engine/test_distributed_refresh.py::'
+        'test_bank_of_two_processes_equals_bank_of_one',
     'bash tools/slurm_train.sh': 'static: needs srun; arguments parsed as train.py gets them',
     'bash tools/slurm_test.sh': 'static: needs srun; arguments parsed as test.py gets them',
     # docs/transfer.md (tiny versions of each flow in tests/test_transfer/)
-    'python tools/model_converters/famt_to_mmdet.py':
-        'tests/test_transfer/test_mmdet_transfer.py::test_mask_rcnn_trains_and_tests_from_famt_backbone',
+    'python tools/model_converters/famt_to_mmdet.py': _MMDET_TEST,
     'python tools/model_converters/famt_to_mmseg.py':
-        'tests/test_transfer/test_converters.py::test_converter_cli_refuses_an_already_converted_file',
+        'tests/test_transfer/test_converters.py::'
+        'test_converter_cli_refuses_an_already_converted_file',
     'python tools/model_converters/famt_to_mmpretrain.py':
-        'tests/test_transfer/test_converters.py::test_converted_keys_are_exactly_the_target_backbone_keys',
-    'python tools/train.py configs/mmdet/mask-rcnn_vit-b-p16-famt_simple-fpn_lsj-100e_coco.py':
-        'tests/test_transfer/test_mmdet_transfer.py::test_mask_rcnn_trains_and_tests_from_famt_backbone',
-    'python tools/test.py configs/mmdet/mask-rcnn_vit-b-p16-famt_simple-fpn_lsj-100e_coco.py':
-        'tests/test_transfer/test_mmdet_transfer.py::test_mask_rcnn_trains_and_tests_from_famt_backbone',
-    'python tools/train.py configs/mmseg/upernet_vit-b-p16-famt_8xb2-amp-160k_ade20k-512x512.py':
-        'tests/test_transfer/test_mmseg_transfer.py::test_upernet_trains_and_tests_from_famt_backbone',
-    'python tools/test.py configs/mmseg/upernet_vit-b-p16-famt_8xb2-amp-160k_ade20k-512x512.py':
-        'tests/test_transfer/test_mmseg_transfer.py::test_upernet_trains_and_tests_from_famt_backbone',
-    'bash tools/dist_train.sh configs/mmdet/mask-rcnn_vit-b-p16-famt_simple-fpn_lsj-100e_coco.py': 'static: 8 GPUs; train.py runs it in tests/test_transfer',
-    'bash tools/dist_train.sh configs/mmseg/upernet_vit-b-p16-famt_8xb2-amp-160k_ade20k-512x512.py': 'static: 8 GPUs; train.py runs it in tests/test_transfer',
-    'bash tools/dist_test.sh configs/mmdet/mask-rcnn_vit-b-p16-famt_simple-fpn_lsj-100e_coco.py': 'static: 8 GPUs; test.py runs it in tests/test_transfer',
-    'bash tools/dist_test.sh configs/mmseg/upernet_vit-b-p16-famt_8xb2-amp-160k_ade20k-512x512.py': 'static: 8 GPUs; test.py runs it in tests/test_transfer',
+        'tests/test_transfer/test_converters.py::'
+        'test_converted_keys_are_exactly_the_target_backbone_keys',
+    f'python tools/train.py {_MMDET_CFG}': _MMDET_TEST,
+    f'python tools/test.py {_MMDET_CFG}': _MMDET_TEST,
+    f'python tools/train.py {_MMSEG_CFG}': _MMSEG_TEST,
+    f'python tools/test.py {_MMSEG_CFG}': _MMSEG_TEST,
+    f'bash tools/dist_train.sh {_MMDET_CFG}':
+        'static: 8 GPUs; train.py runs it in tests/test_transfer',
+    f'bash tools/dist_train.sh {_MMSEG_CFG}':
+        'static: 8 GPUs; train.py runs it in tests/test_transfer',
+    f'bash tools/dist_test.sh {_MMDET_CFG}':
+        'static: 8 GPUs; test.py runs it in tests/test_transfer',
+    f'bash tools/dist_test.sh {_MMSEG_CFG}':
+        'static: 8 GPUs; test.py runs it in tests/test_transfer',
     # docs/evaluation.md (tiny versions in tests/test_eval/)
     'python tools/train.py configs/eval/':
         'tests/test_eval/test_linear_probe.py::'
@@ -96,7 +104,8 @@ LAUNCHERS = {
     'tools/dist_train.sh': ('tools/train.py', lambda a: [a[0], '--launcher', 'pytorch'] + a[2:], 2),
     'tools/slurm_train.sh': ('tools/train.py',
                              lambda a: [a[2], f'--work-dir={a[3]}', '--launcher=slurm'] + a[4:], 4),
-    'tools/dist_test.sh': ('tools/test.py', lambda a: [a[0], a[1], '--launcher', 'pytorch'] + a[3:], 3),
+    'tools/dist_test.sh': ('tools/test.py',
+                           lambda a: [a[0], a[1], '--launcher', 'pytorch'] + a[3:], 3),
     'tools/slurm_test.sh': ('tools/test.py', lambda a: [a[2], a[3], '--launcher=slurm'] + a[4:], 4),
 }
 
