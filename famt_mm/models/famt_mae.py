@@ -20,6 +20,7 @@ un-augmented images (called by ``FAMTWeightHook``).
 from typing import Dict, List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 
 from mmpretrain.models.heads import MAEPretrainHead
 from mmpretrain.models.necks import MAEPretrainDecoder
@@ -31,6 +32,26 @@ from mmpretrain.structures import DataSample
 def gather_tokens(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Pick tokens ``ids`` (B x K) from ``x`` (B x L x C) -> B x K x C."""
     return torch.gather(x, 1, ids.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def gather_patches(imgs: torch.Tensor, ids: torch.Tensor, patch_size: int,
+                   layout: str = 'pqc') -> torch.Tensor:
+    """Pixels of patches ``ids`` (B x K, raster order) of ``imgs`` (B x C x H x W).
+
+    Copies only the K patches, not the whole patchified batch. ``layout`` is the
+    order inside a patch vector: 'pqc' (row, column, channel) is
+    ``MAEPretrainHead.patchify``'s, 'cpq' is a Conv2d kernel's ``weight.flatten(1)``.
+
+    Returns:
+        B x K x (p * p * C).
+    """
+    B, C, H, W = imgs.shape
+    p = patch_size
+    h, w = H // p, W // p
+    grid = imgs.reshape(B, C, h, p, w, p)
+    grid = grid.permute(0, 2, 4, 3, 5, 1) if layout == 'pqc' else grid.permute(0, 2, 4, 1, 3, 5)
+    rows = torch.arange(B, device=imgs.device).unsqueeze(1)
+    return grid[rows, torch.div(ids, w, rounding_mode='floor'), ids % w].reshape(B, ids.shape[1], -1)
 
 
 @MODELS.register_module()
@@ -46,13 +67,32 @@ class FAMTViT(MAEViT):
                 ids_visible: Optional[torch.Tensor] = None):
         if ids_visible is None:
             return super().forward(x, mask)
-        x = self.patch_embed(x)[0] + self.pos_embed[:, 1:, :]
-        x = gather_tokens(x, ids_visible)
+        x = self.embed_patches(x, ids_visible) + self.pos_embed[0, 1:][ids_visible]
         cls_tokens = (self.cls_token + self.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
         x = torch.cat((cls_tokens, x), dim=1)
         for layer in self.layers:
             x = layer(x)
         return self.norm1(x)
+
+    def embed_patches(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Patch embeddings of patches ``ids`` (B x K) only -> B x K x C.
+
+        MAE's patch embedding is a Conv2d with kernel = stride = patch size, i.e. one
+        linear map per patch: applied to the K gathered patches it gives the same
+        values as embedding all L patches and gathering K, for K / L of the work
+        (the full Conv2d, forward and weight gradient, costs more than the encoder's
+        transformer layers on 1 + V tokens on CPU). Other patch embeddings (overlap,
+        padding, a norm) take the general path.
+        """
+        embed, proj = self.patch_embed, self.patch_embed.projection
+        p = proj.kernel_size[0]
+        if (isinstance(proj, torch.nn.Conv2d) and embed.norm is None
+                and proj.kernel_size == (p, p) and proj.stride == (p, p)
+                and proj.padding == (0, 0) and proj.dilation == (1, 1) and proj.groups == 1
+                and x.shape[-2] % p == 0 and x.shape[-1] % p == 0):
+            patches = gather_patches(x, ids, p, layout='cpq')
+            return F.linear(patches, proj.weight.flatten(1), proj.bias)
+        return gather_tokens(embed(x)[0], ids)
 
     @torch.no_grad()
     def forward_famt_terms(self, x: torch.Tensor, column_mean: bool = False
@@ -131,8 +171,21 @@ class FAMTPretrainHead(MAEPretrainHead):
              ids_masked: torch.Tensor) -> torch.Tensor:
         if ids_masked.dtype != torch.long:  # mmpretrain call: (pred, target, mask)
             return super().loss(pred, target, ids_masked)
-        target = gather_tokens(self.construct_target(target), ids_masked)
+        target = self.masked_target(target, ids_masked)
         return self.loss_module(pred, target, pred.new_ones(pred.shape[:2]))
+
+    def masked_target(self, imgs: torch.Tensor, ids_masked: torch.Tensor) -> torch.Tensor:
+        """``construct_target(imgs)`` of the patches ``ids_masked`` only -> B x M x (p*p*3).
+
+        Patchify and norm-pix act on each patch alone, so gathering the M masked
+        patches first gives the same target as MAE's for the L patches, then gathered.
+        """
+        target = gather_patches(imgs, ids_masked, self.patch_size, layout='pqc')
+        if self.norm_pix:  # as MAEPretrainHead.construct_target
+            mean = target.mean(dim=-1, keepdim=True)
+            var = target.var(dim=-1, keepdim=True)
+            target = (target - mean) / (var + 1.e-6)**.5
+        return target
 
 
 @MODELS.register_module()
@@ -177,5 +230,6 @@ class FAMTMAE(MAE):
         return weights.view(-1, *self.grid_hw), fallback
 
 
-__all__ = ['FAMTViT', 'FAMTPretrainDecoder', 'FAMTPretrainHead', 'FAMTMAE', 'gather_tokens']
+__all__ = ['FAMTViT', 'FAMTPretrainDecoder', 'FAMTPretrainHead', 'FAMTMAE', 'gather_tokens',
+           'gather_patches']
 

@@ -124,42 +124,52 @@ class FAMTMaskGenerator(BaseModule):
     # -- sampling (training step) ----------------------------------------------
     def crop_weights(self, data_samples, grid_hw: Sequence[int], device) -> torch.Tensor:
         """The bank's maps of this batch on each sample's crop grid. B x h x w."""
+        # One pass over the samples, one host -> device copy, no device -> host sync.
         try:
-            idx = [s.sample_idx for s in data_samples]
-            boxes = [s.famt_crop for s in data_samples]
+            meta = [(s.sample_idx, *s.famt_crop,
+                     _FLIP_CODES.get(s.get('flip_direction'), 0) if s.get('flip', False) else -1)
+                    for s in data_samples]
         except AttributeError as e:
             raise KeyError(
                 'FAMT masking needs `sample_idx` and `famt_crop` in every data sample: use '
                 '`FAMTRandomResizedCrop` and `PackInputs(meta_keys=famt_mm.datasets.'
                 f'FAMT_META_KEYS)` in the training pipeline ({e})') from e
-        codes = [_FLIP_CODES.get(s.get('flip_direction'), 0) if s.get('flip', False) else -1
-                 for s in data_samples]
-        idx = torch.as_tensor(idx, dtype=torch.long, device=device)
         bank = self._device_bank(device)
-        if int(idx.max()) >= bank.shape[0]:
-            raise IndexError(f'sample_idx {int(idx.max())} is outside the weight bank of '
+        top = max(m[0] for m in meta)
+        if top >= bank.shape[0]:
+            raise IndexError(f'sample_idx {top} is outside the weight bank of '
                              f'{bank.shape[0]} images: the bank does not match the dataset')
+        # float64 carries the indices exactly (< 2^53) and the boxes as float32 would
+        meta = torch.tensor(meta, dtype=torch.float64)
+        if torch.device(device).type == 'cuda':
+            meta = meta.pin_memory()
+        meta = meta.to(device, non_blocking=True)
+        idx, codes = meta[:, 0].long(), meta[:, 5].long()
         maps = dequantize_weights(bank[idx])
-        boxes = torch.as_tensor(boxes, dtype=torch.float32, device=device)
-        codes = torch.as_tensor(codes, dtype=torch.long, device=device)
-        return map_weights_to_crop(maps, boxes, tuple(grid_hw), flip=codes >= 0,
+        return map_weights_to_crop(maps, meta[:, 1:5].float(), tuple(grid_hw), flip=codes >= 0,
                                    flip_direction=codes.clamp_min(0))
 
     def sample(self, data_samples, grid_hw: Sequence[int], batch_size: int, device,
                generator: Optional[torch.Generator] = None
                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """ids_masked B x M, ids_thrown B x T, ids_visible B x V for this batch."""
+        """ids_masked B x M, ids_thrown B x T, ids_visible B x V for this batch.
+
+        Runs outside autocast: the crop mapping and the draw are the same in an AMP
+        run as in fp32.
+        """
         num_patches = int(grid_hw[0] * grid_hw[1])
-        if not self.famt_active:
-            n_mask, n_throw, _ = split_counts(num_patches, self.random_mask_ratio, 0.0)
-            weights = torch.ones(batch_size, num_patches, device=device)
-        else:
-            if self._bank is None:
-                raise RuntimeError('FAMT phase without a weight bank: FAMTWeightHook must '
-                                   'refresh (or restore) the bank before FAMT masking starts')
-            n_mask, n_throw, _ = split_counts(num_patches, self.mask_ratio, self.throw_ratio)
-            weights = self.crop_weights(data_samples, grid_hw, device).flatten(1)
-        return plackett_luce_split(weights, n_mask, n_throw, generator=generator)
+        with torch.autocast(torch.device(device).type, enabled=False):
+            if not self.famt_active:
+                n_mask, n_throw, _ = split_counts(num_patches, self.random_mask_ratio, 0.0)
+                weights = torch.ones(batch_size, num_patches, device=device)
+            else:
+                if self._bank is None:
+                    raise RuntimeError('FAMT phase without a weight bank: FAMTWeightHook must '
+                                       'refresh (or restore) the bank before FAMT masking starts')
+                n_mask, n_throw, _ = split_counts(num_patches, self.mask_ratio,
+                                                  self.throw_ratio)
+                weights = self.crop_weights(data_samples, grid_hw, device).flatten(1)
+            return plackett_luce_split(weights, n_mask, n_throw, generator=generator)
 
     def extra_repr(self) -> str:
         return (f'mask_ratio={self.mask_ratio}, throw_ratio={self.throw_ratio}, '
