@@ -2,8 +2,10 @@
 # 512 x 512 crops, 16 images per iteration (8 GPUs x 2), 160k iterations,
 # layer-wise lr decay, AMP (MAE ViT-B reference: 48.1 mIoU). See docs/transfer.md.
 #
-#   python tools/model_converters/famt_to_mmseg.py EPOCH_400.pth checkpoints/famt_vit-b-p16_mmseg.pth
-#   bash tools/dist_train.sh configs/mmseg/upernet_vit-b-p16-famt_8xb2-amp-160k_ade20k-512x512.py 8 \
+#   python tools/model_converters/famt_to_mmseg.py EPOCH_400.pth \
+#       checkpoints/famt_vit-b-p16_mmseg.pth
+#   bash tools/dist_train.sh \
+#       configs/mmseg/upernet_vit-b-p16-famt_8xb2-amp-160k_ade20k-512x512.py 8 \
 #       --cfg-options model.backbone.init_cfg.checkpoint=checkpoints/famt_vit-b-p16_mmseg.pth
 _base_ = [
     '_base_/models/upernet_mae-vit-base-p16.py',

@@ -68,7 +68,8 @@ def load_checkpoint_file(filename: str, map_location='cpu') -> dict:
     return ckpt
 
 
-def extract_state_dict(ckpt: dict, filename: str = '<checkpoint>') -> 'OrderedDict[str, torch.Tensor]':
+def extract_state_dict(ckpt: dict,
+                       filename: str = '<checkpoint>') -> 'OrderedDict[str, torch.Tensor]':
     """The tensors of a checkpoint: ``ckpt['state_dict']`` (mmengine, ours),
     ``ckpt['model']`` (official MAE / timm), or ``ckpt`` itself when it is a bare
     state dict. DDP's ``module.`` prefix is removed."""

@@ -168,7 +168,8 @@ def convert_checkpoint(src: str, dst: str, target: str, img_size: Optional[int] 
     if expect_arch:
         wrong = {k: (info[k], v) for k, v in expect_arch.items() if info.get(k) != v}
         if wrong:
-            detail = ', '.join(f'{k}: checkpoint {a} vs expected {b}' for k, (a, b) in wrong.items())
+            detail = ', '.join(f'{k}: checkpoint {a} vs expected {b}'
+                               for k, (a, b) in wrong.items())
             raise ValueError(f'{src}: wrong architecture for the {target} config ({detail})')
     state = convert_backbone(backbone, target, img_size)
     torch.save({'state_dict': state}, dst)

@@ -117,8 +117,8 @@ data_root = {data_root!r}
 model = dict(
     data_preprocessor=dict(
         batch_augments=[dict(type='BatchFixedSizePad', size=size, pad_mask=True)]),
-    backbone=dict(arch=dict(_delete_=True, **{TINY_ARCH!r}), img_size=64, patch_size=8, window_size=4,
-                  window_block_indexes=[0, 1, 2], drop_path_rate=0.0,
+    backbone=dict(arch=dict(_delete_=True, **{TINY_ARCH!r}), img_size=64, patch_size=8,
+                  window_size=4, window_block_indexes=[0, 1, 2], drop_path_rate=0.0,
                   init_cfg=dict(checkpoint={checkpoint!r})),
     neck=dict(in_channels=32, out_channels=32, scale_factors=(2.0, 1.0, 0.5, 0.25)),
     rpn_head=dict(in_channels=32, feat_channels=32),

@@ -48,7 +48,8 @@ def test_converted_keys_are_exactly_the_target_backbone_keys(famt_checkpoint, tm
     for key, value in state.items():
         assert value.shape == backbone.state_dict()[key].shape, key
     encoder = _pretrained_encoder(famt_checkpoint)
-    assert torch.equal(state['layers.3.ffn.layers.1.weight'], encoder['layers.3.ffn.layers.1.weight'])
+    key = 'layers.3.ffn.layers.1.weight'
+    assert torch.equal(state[key], encoder[key])
     if target == 'mmdet':  # CLS slot dropped, grid kept
         assert torch.equal(state['pos_embed'], encoder['pos_embed'][:, 1:])
     else:

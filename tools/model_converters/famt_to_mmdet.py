@@ -1,6 +1,7 @@
 """FAMT / MAE pre-training checkpoint -> mmdet backbone weights.
 
-    python tools/model_converters/famt_to_mmdet.py SRC DST [--img-size N] [--arch base] [--patch-size 16]
+    python tools/model_converters/famt_to_mmdet.py SRC DST \
+        [--img-size N] [--arch base] [--patch-size 16]
 
 Same as famt2target.py --target mmdet (see there for what is written and refused).
 """

@@ -1,6 +1,7 @@
 """FAMT / MAE pre-training checkpoint -> mmpretrain backbone weights.
 
-    python tools/model_converters/famt_to_mmpretrain.py SRC DST [--img-size N] [--arch base] [--patch-size 16]
+    python tools/model_converters/famt_to_mmpretrain.py SRC DST \
+        [--img-size N] [--arch base] [--patch-size 16]
 
 Same as famt2target.py --target mmpretrain (see there for what is written and refused).
 """
