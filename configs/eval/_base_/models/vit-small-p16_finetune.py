@@ -1,0 +1,27 @@
+# MAE fine-tuning of ViT-S/16 (arch 'deit-small'): every block trained
+# (layer-wise lr decay in the schedule), drop path 0.1, average of the patch
+# tokens -> LayerNorm -> linear head, label smoothing 0.1, Mixup 0.8 / CutMix 1.0.
+# One difference from mmpretrain's MAE recipe (final_norm=False): the
+# pre-trained final norm is kept before the pooling, because StrictPretrained
+# refuses checkpoint weights the model has no place for; the pooled-feature norm
+# (ln2) is new and the only key allowed to keep its own initialisation.
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(
+        type='VisionTransformer',
+        arch='deit-small',
+        img_size=224,
+        patch_size=16,
+        drop_path_rate=0.1,
+        out_type='avg_featmap',
+        final_norm=True,
+        init_cfg=dict(type='StrictPretrained', checkpoint=None, prefix='backbone.',
+                      allowed_missing=('ln2.',))),
+    neck=None,
+    head=dict(
+        type='LinearClsHead',
+        num_classes=10,
+        in_channels=384,
+        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
+        init_cfg=[dict(type='TruncNormal', layer='Linear', std=2e-5)]),
+    train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]))
