@@ -293,7 +293,8 @@ def _reload_after_top_level_init(init_weights):
                 if pending is not None:
                     state, strict = pending
                     sub.load_state_dict(state, strict=strict)
-                    print_log(f'StrictPretrained: {name or type(sub).__name__} holds the '
+                    where = f'{name}: ' if name else ''
+                    print_log(f'StrictPretrained: {where}{type(sub).__name__} holds the '
                               f'pre-trained weights ({len(state)} tensors)', logger='current')
     wrapper._famt_strict_pretrained = True
     return wrapper
