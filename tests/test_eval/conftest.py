@@ -42,7 +42,7 @@ def write_linear_probe_config(path, checkpoint, **kwargs):
     return str(path)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def famt_checkpoint(tmp_path_factory):
     """2 epochs of FAMT pre-training of the tiny ViT (random masking, refresh, FAMT)."""
     from mmengine.runner import Runner

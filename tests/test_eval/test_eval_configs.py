@@ -64,9 +64,10 @@ def test_config_builds_and_follows_its_recipe(path):
         assert type(model.neck).__name__ == 'ClsBatchNormNeck'
         assert not list(model.neck.parameters())
         assert all(p.requires_grad for p in model.head.parameters())
-    else:
+    else:  # MAE's fine-tuning: no final norm, a new norm after the pooling
         assert all(p.requires_grad for p in backbone.values())
-        assert model.backbone.out_type == 'avg_featmap'
+        assert model.backbone.out_type == 'avg_featmap' and not model.backbone.final_norm
+        assert tuple(init.ignored_keys) == ('ln1.',) and tuple(init.allowed_missing) == ('ln2.',)
     num_classes = {'in1k': 1000, 'cifar10': 10, 'cifar100': 100, 'tiny-imagenet': 200,
                    'synthetic-objects': 8}[name.rsplit('_', 1)[1][:-3]]
     assert model.head.num_classes == num_classes
@@ -92,3 +93,12 @@ def test_vit_s_eval_configs_load_a_real_pretraining_checkpoint(tmp_path):
         model.init_weights()
         assert torch.equal(model.backbone.layers[11].attn.qkv.weight, expected), name
         assert torch.equal(model.backbone.cls_token, pre.backbone.cls_token), name
+        # same keys, but for the fine-tuning's own norm after the pooling (ln2) and the
+        # final norm it does without (ln1)
+        pre_keys = {k[len('backbone.'):] for k in pre.state_dict() if k.startswith('backbone.')}
+        final_norm, pooled_norm = {'ln1.weight', 'ln1.bias'}, {'ln2.weight', 'ln2.bias'}
+        model_keys = set(model.backbone.state_dict())
+        if 'linear' in name:
+            assert model_keys == pre_keys
+        else:
+            assert model_keys - pooled_norm == pre_keys - final_norm

@@ -1,10 +1,10 @@
 # MAE fine-tuning of ViT-S/16 (arch 'deit-small'): every block trained
 # (layer-wise lr decay in the schedule), drop path 0.1, average of the patch
 # tokens -> LayerNorm -> linear head, label smoothing 0.1, Mixup 0.8 / CutMix 1.0.
-# One difference from mmpretrain's MAE recipe (final_norm=False): the
-# pre-trained final norm is kept before the pooling, because StrictPretrained
-# refuses checkpoint weights the model has no place for; the pooled-feature norm
-# (ln2) is new and the only key allowed to keep its own initialisation.
+# As mmpretrain's MAE recipe, the pre-trained final norm is not used
+# (final_norm=False): StrictPretrained leaves the checkpoint's `ln1.*` out by
+# name (ignored_keys) and lets only the new pooled-feature norm `ln2` keep its
+# own initialisation (allowed_missing); any other mismatch stops the run.
 model = dict(
     type='ImageClassifier',
     backbone=dict(
@@ -14,9 +14,9 @@ model = dict(
         patch_size=16,
         drop_path_rate=0.1,
         out_type='avg_featmap',
-        final_norm=True,
+        final_norm=False,
         init_cfg=dict(type='StrictPretrained', checkpoint=None, prefix='backbone.',
-                      allowed_missing=('ln2.',))),
+                      ignored_keys=('ln1.',), allowed_missing=('ln2.',))),
     neck=None,
     head=dict(
         type='LinearClsHead',
