@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from .datasets.transforms import whole_image_pipeline
 from .models.famt_mae import FAMTViT, gather_tokens
 from .models.famt_sampling import plackett_luce_split, split_counts
 from .models.famt_weights import (cls_attention_term, column_mean_attention_term,
@@ -45,9 +46,6 @@ MAE_LEGEND = 'red: masked by MAE (reconstructed)   clear: visible   maps: FAMT t
 # Layout of compose_famt_grid, in pixels.
 _HEADER, _FOOTER, _LABEL_W, _GAP = 22, 20, 44, 4
 _MIN_TILE = 128
-# Transforms that change an image at random, or crop it: the whole image is wanted.
-_AUGMENTING = ('Random', 'Crop', 'ColorJitter', 'RandAugment', 'AutoAugment', 'GaussianBlur',
-               'Solarize', 'Posterize', 'Mixup', 'CutMix', 'Lighting')
 
 
 # -- inputs ------------------------------------------------------------------------
@@ -56,22 +54,6 @@ def input_hw(model) -> Tuple[int, int]:
     grid = model.backbone.patch_resolution
     ps = model.backbone.patch_embed.projection.kernel_size
     return int(grid[0]) * ps[0], int(grid[1]) * ps[1]
-
-
-def whole_image_pipeline(train_pipeline: Sequence[dict], img_hw: Tuple[int, int]) -> List[dict]:
-    """The training pipeline's loading steps, then ``Resize`` to ``img_hw`` and ``PackInputs``.
-
-    That is how the weight refresh sees an image (whole, un-augmented).
-    """
-    steps = []
-    for t in train_pipeline:
-        name = t['type'] if isinstance(t, dict) else type(t).__name__
-        if name == 'PackInputs' or any(a in name for a in _AUGMENTING):
-            break
-        steps.append(t)
-    return steps + [dict(type='Resize', scale=(img_hw[1], img_hw[0]), backend='pillow',
-                         interpolation='bicubic'),
-                    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path'))]
 
 
 def load_whole_images(model, pipeline: Sequence[dict], dataset=None,

@@ -4,6 +4,33 @@ import numpy as np
 from mmpretrain.datasets.transforms import RandomResizedCrop
 from mmpretrain.registry import TRANSFORMS
 
+#: Name parts of transforms that change an image at random or move it: the weight
+#: refresh must see the whole, un-augmented image (spec section 1).
+AUGMENTING = ('Random', 'ColorJitter', 'RandAugment', 'AutoAugment', 'GaussianBlur',
+              'Solarize', 'Posterize', 'Mixup', 'CutMix', 'Lighting')
+GEOMETRIC = ('Crop', 'Flip')
+
+
+def transform_name(t) -> str:
+    return t['type'] if isinstance(t, dict) else type(t).__name__
+
+
+def whole_image_pipeline(train_pipeline, img_hw):
+    """The training pipeline's loading steps, then ``Resize`` to ``img_hw`` and ``PackInputs``.
+
+    How the weight refresh (and the pictures) see an image: whole, un-augmented.
+    """
+    steps = []
+    for t in train_pipeline:
+        name = transform_name(t)
+        if name == 'PackInputs' or any(a in name for a in AUGMENTING + GEOMETRIC):
+            break
+        steps.append(t)
+    return steps + [dict(type='Resize', scale=(img_hw[1], img_hw[0]), backend='pillow',
+                         interpolation='bicubic'),
+                    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path'))]
+
+
 #: Meta keys the FAMT training pipeline must pack (``PackInputs(meta_keys=...)``).
 FAMT_META_KEYS = ('sample_idx', 'img_path', 'famt_crop', 'flip', 'flip_direction')
 

@@ -1,5 +1,5 @@
 # CIFAR100 (python-pickle files, read offline) upsampled to 224 for MAE pre-training.
-# Put the extracted cifar-*-python folder's files under data/cifar100/.
+# Extract the python-version archive into data/cifar100/ (giving data/cifar100/cifar-100-python/).
 dataset_type = 'CIFAR100'
 data_root = 'data/cifar100/'
 data_preprocessor = dict(

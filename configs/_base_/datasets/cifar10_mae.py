@@ -1,5 +1,5 @@
 # CIFAR10 (python-pickle files, read offline) upsampled to 224 for MAE pre-training.
-# Put the extracted cifar-*-python folder's files under data/cifar10/.
+# Extract the python-version archive into data/cifar10/ (giving data/cifar10/cifar-10-batches-py/).
 dataset_type = 'CIFAR10'
 data_root = 'data/cifar10/'
 data_preprocessor = dict(

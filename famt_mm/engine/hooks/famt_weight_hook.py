@@ -14,19 +14,11 @@ from mmengine.runner import IterBasedTrainLoop
 from mmpretrain.registry import DATASETS, HOOKS
 from mmpretrain.structures import DataSample
 
-from ...datasets.transforms import FAMTRandomResizedCrop
+from ...datasets.transforms import (AUGMENTING, GEOMETRIC, FAMTRandomResizedCrop, transform_name,
+                                    whole_image_pipeline)
 from ...models.famt_weights import dequantize_weights, quantize_weights
 
 BANK_FORMAT_VERSION = 1
-# Transforms that change an image at random: not allowed in the refresh pipeline.
-_AUGMENTING = ('Random', 'ColorJitter', 'RandAugment', 'AutoAugment', 'GaussianBlur',
-               'Solarize', 'Posterize', 'Mixup', 'CutMix', 'Lighting')
-# Geometric steps that would misalign the map with the whole image (spec: no crop, no flip).
-_GEOMETRIC = ('Crop', 'Flip')
-
-
-def _type_name(t) -> str:
-    return t['type'] if isinstance(t, dict) else type(t).__name__
 
 
 def dataset_fingerprint(dataset) -> str:
@@ -161,8 +153,8 @@ class FAMTWeightHook(Hook):
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f'FAMTWeightHook: batch_size={batch_size} must be an int >= 1')
         if refresh_pipeline is not None:
-            bad = [_type_name(t) for t in refresh_pipeline
-                   if any(a in _type_name(t) for a in _AUGMENTING + _GEOMETRIC)]
+            bad = [transform_name(t) for t in refresh_pipeline
+                   if any(a in transform_name(t) for a in AUGMENTING + GEOMETRIC)]
             if bad:
                 raise ValueError(f'FAMTWeightHook: the refresh pipeline must not augment, crop '
                                  f'or flip, but has {bad}; weights are computed on the whole '
@@ -250,16 +242,7 @@ class FAMTWeightHook(Hook):
         img_hw = self._img_hw(model)
         pipeline = self.refresh_pipeline
         if pipeline is None:
-            pipeline = []
-            for t in ds_cfg.get('pipeline', []):
-                if 'Crop' in _type_name(t) or any(a in _type_name(t) for a in _AUGMENTING):
-                    break
-                if _type_name(t) == 'PackInputs':
-                    break
-                pipeline.append(t)
-            pipeline += [dict(type='Resize', scale=(img_hw[1], img_hw[0]), backend='pillow',
-                              interpolation='bicubic'),
-                         dict(type='PackInputs', meta_keys=('sample_idx', 'img_path'))]
+            pipeline = whole_image_pipeline(ds_cfg.get('pipeline', []), img_hw)
         ds_cfg['pipeline'] = pipeline
         dataset = _GuardedDataset(DATASETS.build(ds_cfg), self.on_bad_image, img_hw)
         rank, world = get_dist_info()
