@@ -51,7 +51,8 @@ def gather_patches(imgs: torch.Tensor, ids: torch.Tensor, patch_size: int,
     grid = imgs.reshape(B, C, h, p, w, p)
     grid = grid.permute(0, 2, 4, 3, 5, 1) if layout == 'pqc' else grid.permute(0, 2, 4, 1, 3, 5)
     rows = torch.arange(B, device=imgs.device).unsqueeze(1)
-    return grid[rows, torch.div(ids, w, rounding_mode='floor'), ids % w].reshape(B, ids.shape[1], -1)
+    patches = grid[rows, torch.div(ids, w, rounding_mode='floor'), ids % w]  # B x K x ...
+    return patches.reshape(B, ids.shape[1], -1)
 
 
 @MODELS.register_module()

@@ -121,8 +121,8 @@ def test_crop_weights_of_a_batch_match_one_sample_at_a_time():
     samples = _samples(8, seed=3)[::-1]  # sample_idx 7..0, not the batch position
     out = gen.crop_weights(samples, (4, 4), 'cpu')
     for b, s in enumerate(samples):
-        one = map_weights_to_crop(famt_weights.dequantize_weights(bank[s.sample_idx:s.sample_idx + 1]),
-                                  torch.tensor([s.famt_crop], dtype=torch.float32), (4, 4),
+        maps = famt_weights.dequantize_weights(bank[s.sample_idx:s.sample_idx + 1])
+        one = map_weights_to_crop(maps, torch.tensor([s.famt_crop], dtype=torch.float32), (4, 4),
                                   flip=torch.tensor([s.flip]))
         torch.testing.assert_close(out[b:b + 1], one)
 

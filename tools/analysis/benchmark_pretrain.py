@@ -74,7 +74,8 @@ def parse_args(argv=None):
                         help='batch of the refresh pass (default: --batch)')
     parser.add_argument('--bank-size', type=int, default=10000,
                         help='images in the synthetic weight bank')
-    parser.add_argument('--famt-config', default=osp.join(REPO, 'configs', 'famt_mae_vit-b_in1k.py'))
+    parser.add_argument('--famt-config',
+                        default=osp.join(REPO, 'configs', 'famt_mae_vit-b_in1k.py'))
     parser.add_argument('--mae-config', default=osp.join(REPO, 'configs', 'mae_vit-b_in1k.py'))
     parser.add_argument('--keep-arch', action='store_true',
                         help="use the configs' encoder as is (ignore --arch)")
@@ -141,8 +142,9 @@ def famt_data_samples(config, img_size, batch, num_batches, bank_size, seed):
     """
     from mmengine.config import Config
     from mmengine.dataset import Compose
-    from mmpretrain.registry import TRANSFORMS  # noqa: F401  (scope for Compose)
+    from mmengine.registry import DefaultScope
     from mmpretrain.utils import register_all_modules
+    import famt_mm  # noqa: F401  (registers FAMTRandomResizedCrop)
     register_all_modules(init_default_scope=False)
     cfg = Config.fromfile(config)
     pipeline = []
@@ -155,7 +157,6 @@ def famt_data_samples(config, img_size, batch, num_batches, bank_size, seed):
         pipeline.append(t)
     if not any(t['type'] == 'FAMTRandomResizedCrop' for t in pipeline):
         raise ValueError(f'{config}: the training pipeline has no FAMTRandomResizedCrop')
-    from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         pipeline = Compose(pipeline)
     rng = np.random.RandomState(seed)
