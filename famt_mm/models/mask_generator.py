@@ -66,6 +66,9 @@ class FAMTMaskGenerator(BaseModule):
                              f'choose one of {FREQUENCY_MODES}')
         if not 0 < cutoff:
             raise ValueError(f'FAMTMaskGenerator: cutoff={cutoff} must be > 0')
+        if not 0 < eps < 1:
+            raise ValueError(f'FAMTMaskGenerator: eps={eps} must lie in (0, 1): it is the '
+                             'weight floor relative to each map maximum (log(0) otherwise)')
         if bank_dtype not in QUANT_DTYPES:
             raise ValueError(f'FAMTMaskGenerator: bank_dtype {bank_dtype!r} not in {QUANT_DTYPES}')
         self.mask_ratio = mask_ratio

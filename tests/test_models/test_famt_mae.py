@@ -161,6 +161,7 @@ def test_refresh_terms_match_an_explicit_computation():
     (dict(mask_ratio=0.6, throw_ratio=0.4), 'no visible patch'),
     (dict(combine='max'), 'combine mode'),
     (dict(frequency='3d'), 'frequency mode'),
+    (dict(eps=0.0), 'eps'),
 ])
 def test_mask_generator_rejects_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
