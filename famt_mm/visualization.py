@@ -24,6 +24,7 @@ import torch
 
 from .datasets.transforms import whole_image_pipeline
 from .models.famt_mae import FAMTViT, gather_tokens
+from .models.famt_model import is_famt_model
 from .models.famt_sampling import plackett_luce_split, split_counts
 from .models.famt_weights import (cls_attention_term, column_mean_attention_term,
                                   frequency_term, frequency_term_2d)
@@ -50,7 +51,10 @@ _MIN_TILE = 128
 
 # -- inputs ------------------------------------------------------------------------
 def input_hw(model) -> Tuple[int, int]:
-    """The model's input size (H, W) in pixels: patch grid x patch size."""
+    """The model's input size (H, W) in pixels: a FAMT model's ``input_hw``, a plain MAE's
+    patch grid x patch size."""
+    if hasattr(model, 'input_hw'):
+        return tuple(model.input_hw)
     grid = model.backbone.patch_resolution
     ps = model.backbone.patch_embed.projection.kernel_size
     return int(grid[0]) * ps[0], int(grid[1]) * ps[1]
@@ -95,10 +99,6 @@ def load_whole_images(model, pipeline: Sequence[dict], dataset=None,
 
 
 # -- what is drawn ------------------------------------------------------------------
-def is_famt_model(model) -> bool:
-    return hasattr(model, 'mask_generator') and hasattr(model, 'compute_famt_weights')
-
-
 def reconstruct_image(head, inputs: torch.Tensor, pred: torch.Tensor,
                       ids_masked: torch.Tensor, ids_visible: torch.Tensor) -> torch.Tensor:
     """Visible patches as they are, masked ones predicted; thrown / other ones zero.

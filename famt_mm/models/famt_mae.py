@@ -193,6 +193,10 @@ class FAMTPretrainHead(MAEPretrainHead):
 class FAMTMAE(MAE):
     """MAE with FAMT masking and throwing.
 
+    Implements the FAMT model interface (famt_mm/models/famt_model.py): ``mask_generator``,
+    ``grid_hw`` (the patch grid), ``input_hw`` (``grid_hw`` x patch size) and
+    ``compute_famt_weights``.
+
     Args:
         mask_generator (dict): config of ``FAMTMaskGenerator``.
         backbone / neck / head: ``FAMTViT`` / ``FAMTPretrainDecoder`` /
@@ -203,8 +207,17 @@ class FAMTMAE(MAE):
                  mask_generator: dict = dict(type='FAMTMaskGenerator'), **kwargs):
         super().__init__(backbone=backbone, neck=neck, head=head, **kwargs)
         self.mask_generator = MODELS.build(mask_generator)
+        # The FAMT model interface (famt_mm/models/famt_model.py): masking grid = patch grid.
         patch_res = self.backbone.patch_resolution
         self.grid_hw = (int(patch_res[0]), int(patch_res[1]))
+        ps = self.backbone.patch_embed.projection.kernel_size
+        self.input_hw = (self.grid_hw[0] * ps[0], self.grid_hw[1] * ps[1])
+        img_size = tuple(getattr(self.backbone, 'img_size', self.input_hw))
+        if img_size != self.input_hw:
+            raise ValueError(
+                f'FAMTMAE: the backbone input size {img_size} is not divisible by the patch '
+                f'size {tuple(ps)} (the patch embedding pads it to a {self.grid_hw} grid, so '
+                'weight maps would not match the image); use a multiple of the patch size')
 
     def loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:

@@ -5,6 +5,7 @@ import torch
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from ..bank import WeightBank
 from .famt_sampling import map_weights_to_crop, plackett_luce_split, split_counts
 from .famt_weights import (COMBINE_MODES, QUANT_DTYPES, cls_attention_term, column_mean_attention_term,
                            combine_terms, dequantize_weights, frequency_term, frequency_term_2d,
@@ -28,8 +29,9 @@ class FAMTMaskGenerator(BaseModule):
       ``mask_ratio`` of the patches as masked and the next ``throw_ratio`` as
       thrown; the rest stay visible.
 
-    The bank is plain state, not a buffer: it is not broadcast by DDP every step
-    and not part of the model's state dict; the hook saves it in checkpoints.
+    The bank (a ``famt_mm.bank.WeightBank``, shared with the hook) is plain state, not
+    a buffer: it is not broadcast by DDP every step and not part of the model's state
+    dict; the hook saves it in checkpoints.
 
     Args:
         mask_ratio (float): share of patches masked (reconstructed). 0.45.
@@ -81,8 +83,7 @@ class FAMTMaskGenerator(BaseModule):
         self.bank_dtype = bank_dtype
         self.eps = eps
         self.famt_active = False
-        self._bank: Optional[torch.Tensor] = None
-        self._bank_on_device: Optional[torch.Tensor] = None
+        self._bank: Optional[WeightBank] = None
 
     def check_grid(self, num_patches: int) -> Tuple[Tuple[int, int, int], Tuple[int, int, int]]:
         """Counts of both phases for ``num_patches``; raises on an empty set."""
@@ -110,19 +111,13 @@ class FAMTMaskGenerator(BaseModule):
         return sanitize_weights(combine_terms(attn, freq, self.combine), self.eps)
 
     # -- bank ----------------------------------------------------------------
-    def set_bank(self, bank: Optional[torch.Tensor]) -> None:
-        """Use ``bank`` (N x h x w, quantised as by ``quantize_weights``) from now on."""
+    def set_bank(self, bank: Optional[WeightBank]) -> None:
+        """Read the weight maps of the FAMT phase from ``bank`` (famt_mm/bank) from now on."""
         self._bank = bank
-        self._bank_on_device = None
 
     @property
-    def bank(self) -> Optional[torch.Tensor]:
+    def bank(self) -> Optional[WeightBank]:
         return self._bank
-
-    def _device_bank(self, device) -> torch.Tensor:
-        if self._bank_on_device is None or self._bank_on_device.device != device:
-            self._bank_on_device = self._bank.to(device, non_blocking=True)
-        return self._bank_on_device
 
     # -- sampling (training step) ----------------------------------------------
     def crop_weights(self, data_samples, grid_hw: Sequence[int], device) -> torch.Tensor:
@@ -137,18 +132,18 @@ class FAMTMaskGenerator(BaseModule):
                 'FAMT masking needs `sample_idx` and `famt_crop` in every data sample: use '
                 '`FAMTRandomResizedCrop` and `PackInputs(meta_keys=famt_mm.datasets.'
                 f'FAMT_META_KEYS)` in the training pipeline ({e})') from e
-        bank = self._device_bank(device)
         top = max(m[0] for m in meta)
-        if top >= bank.shape[0]:
+        if top >= self._bank.num_samples:
             raise IndexError(f'sample_idx {top} is outside the weight bank of '
-                             f'{bank.shape[0]} images: the bank does not match the dataset')
+                             f'{self._bank.num_samples} images: the bank does not match the '
+                             'dataset')
         # float64 carries the indices exactly (< 2^53) and the boxes as float32 would
         meta = torch.tensor(meta, dtype=torch.float64)
         if torch.device(device).type == 'cuda':
             meta = meta.pin_memory()
         meta = meta.to(device, non_blocking=True)
         idx, codes = meta[:, 0].long(), meta[:, 5].long()
-        maps = dequantize_weights(bank[idx])
+        maps = dequantize_weights(self._bank.get_rows(idx, device))
         return map_weights_to_crop(maps, meta[:, 1:5].float(), tuple(grid_hw), flip=codes >= 0,
                                    flip_direction=codes.clamp_min(0))
 
@@ -166,7 +161,7 @@ class FAMTMaskGenerator(BaseModule):
                 n_mask, n_throw, _ = split_counts(num_patches, self.random_mask_ratio, 0.0)
                 weights = torch.ones(batch_size, num_patches, device=device)
             else:
-                if self._bank is None:
+                if self._bank is None or not self._bank.filled:
                     raise RuntimeError('FAMT phase without a weight bank: FAMTWeightHook must '
                                        'refresh (or restore) the bank before FAMT masking starts')
                 n_mask, n_throw, _ = split_counts(num_patches, self.mask_ratio,

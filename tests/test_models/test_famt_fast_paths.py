@@ -5,6 +5,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import famt_mm  # noqa: F401  (registers the modules)
+from famt_mm.bank import WeightBank
 from famt_mm.models import famt_weights
 from famt_mm.models.famt_mae import gather_patches, gather_tokens
 
@@ -100,7 +101,8 @@ def test_sampling_is_the_same_under_autocast():
     gen = MODELS.build(dict(type='FAMTMaskGenerator'))
     torch.manual_seed(0)
     bank = torch.rand(64, 14 * 14) ** 4 + 1e-3
-    gen.set_bank(famt_weights.quantize_weights(bank, 'float16').view(64, 14, 14))
+    gen.set_bank(WeightBank.from_maps(
+        famt_weights.quantize_weights(bank, 'float16').view(64, 14, 14)))
     gen.famt_active = True
     samples = _samples(64)
     ref = gen.sample(samples, (14, 14), 64, 'cpu', generator=torch.Generator().manual_seed(1))
@@ -117,7 +119,7 @@ def test_crop_weights_of_a_batch_match_one_sample_at_a_time():
     gen = MODELS.build(dict(type='FAMTMaskGenerator', bank_dtype='uint8'))
     torch.manual_seed(0)
     bank = famt_weights.quantize_weights(torch.rand(8, 36) + 0.01, 'uint8').view(8, 6, 6)
-    gen.set_bank(bank)
+    gen.set_bank(WeightBank.from_maps(bank))
     samples = _samples(8, seed=3)[::-1]  # sample_idx 7..0, not the batch position
     out = gen.crop_weights(samples, (4, 4), 'cpu')
     for b, s in enumerate(samples):

@@ -7,6 +7,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import famt_mm  # noqa: F401  (registers the modules)
+from famt_mm.bank import WeightBank
 from famt_mm.models import famt_weights
 
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
@@ -82,7 +83,8 @@ def test_encoder_and_decoder_see_only_their_tokens():
     model.neck.decoder_blocks[0].register_forward_pre_hook(
         lambda m, a: seen.__setitem__('dec', a[0].shape[1]))
     gen = model.mask_generator
-    gen.set_bank(famt_weights.quantize_weights(torch.rand(4, 16) + 0.1, 'float16').view(4, 4, 4))
+    gen.set_bank(WeightBank.from_maps(
+        famt_weights.quantize_weights(torch.rand(4, 16) + 0.1, 'float16').view(4, 4, 4)))
     gen.famt_active = True
     x = torch.randn(4, 3, 32, 32)
     loss = model.loss(x, samples(4))['loss']
@@ -98,7 +100,7 @@ def test_famt_phase_needs_a_bank_and_crop_boxes():
     model.mask_generator.famt_active = True
     with pytest.raises(RuntimeError, match='without a weight bank'):
         model.loss(torch.randn(2, 3, 32, 32), samples(2))
-    model.mask_generator.set_bank(torch.ones(2, 4, 4, dtype=torch.float16))
+    model.mask_generator.set_bank(WeightBank.from_maps(torch.ones(2, 4, 4, dtype=torch.float16)))
     with pytest.raises(KeyError, match='famt_crop'):
         model.loss(torch.randn(2, 3, 32, 32), [DataSample(metainfo=dict(sample_idx=i))
                                                 for i in range(2)])
@@ -111,7 +113,8 @@ def test_bank_weights_drive_which_patches_are_masked():
     gen = model.mask_generator
     bank = torch.full((1, 4, 4), 1e-3)
     bank[0, :, 0] = 1.0  # left column is hot
-    gen.set_bank(famt_weights.quantize_weights(bank.view(1, 16), 'float16').view(1, 4, 4))
+    gen.set_bank(WeightBank.from_maps(
+        famt_weights.quantize_weights(bank.view(1, 16), 'float16').view(1, 4, 4)))
     gen.famt_active = True
     torch.manual_seed(0)
     hot = {0, 4, 8, 12}
@@ -165,3 +168,16 @@ def test_refresh_terms_match_an_explicit_computation():
 def test_mask_generator_rejects_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MODELS.build(dict(type='FAMTMaskGenerator', **kwargs))
+
+
+def test_famt_model_interface_of_famt_mae_and_refusal_of_a_plain_mae():
+    from famt_mm.models.famt_model import FAMTModel, check_famt_model, is_famt_model
+    model = build(tiny_cfg())
+    assert is_famt_model(model) and isinstance(model, FAMTModel)
+    assert model.grid_hw == (4, 4) and model.input_hw == (32, 32)
+    weights, fallback = model.compute_famt_weights(torch.randn(2, 3, 32, 32))
+    assert weights.shape == (2, 4, 4) and weights.dtype == torch.float32
+    assert fallback.shape == (2, ) and fallback.dtype == torch.bool
+    with pytest.raises(TypeError, match='needs a FAMT model .* got MAE without mask_generator, '
+                                        'grid_hw, input_hw, compute_famt_weights'):
+        check_famt_model(build(tiny_cfg(famt=False)), 'FAMTWeightHook')

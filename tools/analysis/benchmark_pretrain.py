@@ -377,6 +377,7 @@ def run(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
+    from famt_mm.bank import WeightBank
     famt, mae = build_models(args, device)
     batch, refresh_batch = args.batch, args.refresh_batch or args.batch
     gen = famt.mask_generator
@@ -388,7 +389,7 @@ def run(args):
                                        args.bank_size, args.seed)
     setup_s = time.perf_counter() - t0
     bank_bytes = {k: b[0].numel() * b.element_size() for k, b in banks.items()}
-    gen.set_bank(banks['float16'])
+    gen.set_bank(WeightBank.from_maps(banks['float16']))
     gen.famt_active = True
 
     torch.manual_seed(args.seed)
@@ -402,9 +403,9 @@ def run(args):
     famt_t, mae_t = time_alternating([famt_step, mae_step], device, args.steps, args.warmup)
 
     # 2. the same FAMT step on a uint8 bank (1 byte per patch), end to end
-    gen.set_bank(banks['uint8'])
+    gen.set_bank(WeightBank.from_maps(banks['uint8']))
     uint8_t, = time_alternating([famt_step], device, max(2, args.steps // 2), 1)
-    gen.set_bank(banks['float16'])
+    gen.set_bank(WeightBank.from_maps(banks['float16']))
 
     # 3. sampling + crop mapping alone
     def sample_once(i=[0]):

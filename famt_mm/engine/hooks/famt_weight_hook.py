@@ -1,97 +1,23 @@
-"""``FAMTWeightHook``: the random -> FAMT switch and the periodic weight refresh."""
-import copy
-import hashlib
-import math
+"""``FAMTWeightHook``: the random -> FAMT switch and the periodic weight refresh.
+
+The hook owns the schedule and the hook points only: the bank is ``famt_mm.bank``, the refresh
+pass ``famt_mm.engine.refresh``, the pipeline checks ``famt_mm.datasets.pipeline_checks``, and
+the model is used through the interface of famt_mm/models/famt_model.py.
+"""
 import time
 from typing import List, Optional
 
 import torch
-from mmengine.dataset import default_collate
-from mmengine.dist import all_gather, all_gather_object, get_dist_info
+from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop
-from mmpretrain.registry import DATASETS, HOOKS
-from mmpretrain.structures import DataSample
+from mmpretrain.registry import HOOKS
 
-from ...datasets.transforms import (AUGMENTING, GEOMETRIC, FAMTRandomResizedCrop, transform_name,
-                                    whole_image_pipeline)
-from ...models.famt_weights import dequantize_weights, quantize_weights
-
-BANK_FORMAT_VERSION = 1
-
-
-def dataset_fingerprint(dataset) -> str:
-    """Identity of a dataset's sample list (order included), cheap for ImageNet."""
-    h = hashlib.sha1(str(len(dataset)).encode())
-    if (getattr(dataset, 'serialize_data', False)
-            and getattr(dataset, 'data_bytes', None) is not None):
-        h.update(memoryview(dataset.data_bytes).cast('B'))
-    elif getattr(dataset, 'data_list', None):
-        for info in dataset.data_list:
-            h.update(str(info.get('img_path', info.get('sample_idx', ''))).encode())
-            h.update(str(info.get('gt_label', '')).encode())
-    return h.hexdigest()
-
-
-class _GuardedDataset(torch.utils.data.Dataset):
-    """Wraps the refresh dataset so that an unreadable image can be skipped.
-
-    Reads through ``prepare_data`` where the dataset has it: mmengine's
-    ``BaseDataset.__getitem__`` would silently return ANOTHER random image when
-    the pipeline gives None (``LoadImageFromFile(ignore_empty=True)``), and that
-    image's map would land in the wrong row. With ``skip`` a failing sample
-    becomes a black placeholder flagged ``famt_bad`` (its map is set uniform and
-    it is counted and named in the log). A packed ``sample_idx`` that is not the
-    dataset position is a configuration error and always raises.
-    """
-
-    def __init__(self, dataset, on_bad_image: str, img_hw):
-        self.dataset = dataset
-        self.on_bad_image = on_bad_image
-        self.img_hw = img_hw
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def _path(self, idx) -> str:
-        try:
-            return str(self.dataset.get_data_info(idx).get('img_path', '?'))
-        except Exception:  # noqa: BLE001  (the path is only for the message)
-            return '?'
-
-    def __getitem__(self, idx):
-        try:
-            if hasattr(self.dataset, 'prepare_data'):
-                if not getattr(self.dataset, '_fully_initialized', True):
-                    self.dataset.full_init()
-                data = self.dataset.prepare_data(idx)
-            else:
-                data = self.dataset[idx]
-            if data is None:
-                raise ValueError('the pipeline returned None, e.g. LoadImageFromFile('
-                                 'ignore_empty=True) could not read the file')
-        except Exception as e:  # noqa: BLE001  (any reader / decoder error)
-            if self.on_bad_image == 'fail':
-                raise RuntimeError(
-                    f'FAMT refresh: cannot read sample {idx} ({self._path(idx)}): '
-                    f'{type(e).__name__}: {e}. Fix or remove the file, or set '
-                    "FAMTWeightHook(on_bad_image='skip') to use uniform weights for it") from e
-            sample = DataSample(metainfo=dict(
-                sample_idx=idx, famt_bad=True,
-                famt_error=f'{self._path(idx)}: {type(e).__name__}: {e}'))
-            return dict(inputs=torch.zeros(3, *self.img_hw, dtype=torch.uint8),
-                        data_samples=sample)
-        packed = data['data_samples'].get('sample_idx') if 'data_samples' in data else None
-        if packed is None:
-            raise KeyError("FAMT refresh: the refresh pipeline's PackInputs must keep "
-                           "'sample_idx' in meta_keys")
-        if int(packed) != idx:
-            raise ValueError(
-                f'FAMT refresh: dataset position {idx} packs sample_idx={packed}; the weight '
-                'bank is indexed by sample_idx, so it must equal the position in the training '
-                'set (dataset wrappers such as ConcatDataset / RepeatDataset break this)')
-        return data
+from ...bank import WeightBank, check_ranks_agree, dataset_fingerprint, gather_by_index
+from ...datasets.pipeline_checks import check_refresh_pipeline, check_train_pipeline
+from ...models.famt_model import check_famt_model
+from ..refresh import Progress, build_refresh_loader, compute_shard_maps, map_statistics
 
 
 @HOOKS.register_module()
@@ -153,12 +79,7 @@ class FAMTWeightHook(Hook):
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f'FAMTWeightHook: batch_size={batch_size} must be an int >= 1')
         if refresh_pipeline is not None:
-            bad = [transform_name(t) for t in refresh_pipeline
-                   if any(a in transform_name(t) for a in AUGMENTING + GEOMETRIC)]
-            if bad:
-                raise ValueError(f'FAMTWeightHook: the refresh pipeline must not augment, crop '
-                                 f'or flip, but has {bad}; weights are computed on the whole '
-                                 'image resized to the input size')
+            check_refresh_pipeline(refresh_pipeline)
         self.start_epoch = start_epoch
         self.interval = interval
         self.refresh_pipeline = refresh_pipeline
@@ -167,117 +88,40 @@ class FAMTWeightHook(Hook):
         self.on_bad_image = on_bad_image
         self.on_mismatch = on_mismatch
         self.log_interval = log_interval
-        self.bank: Optional[torch.Tensor] = None
-        self.bank_epoch: Optional[int] = None
+        self.weight_bank: Optional[WeightBank] = None  # made on first use (restore or refresh)
         self.refresh_epochs_done: List[int] = []  # this process's refreshes, for tests/logs
         self._refresh_loader = None
         self._fingerprint = None
         self._phase_logged = False
 
+    @property
+    def bank(self) -> Optional[torch.Tensor]:
+        """The bank's maps, N x h x w (None before the first refresh or restore)."""
+        return self.weight_bank.maps if self.weight_bank is not None else None
+
+    @property
+    def bank_epoch(self) -> Optional[int]:
+        """The epoch the bank was computed for (None without a bank)."""
+        return self.weight_bank.epoch if self.weight_bank is not None else None
+
     # -- helpers -------------------------------------------------------------
     @staticmethod
     def _model(runner):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if not hasattr(model, 'mask_generator') or not hasattr(model, 'compute_famt_weights'):
-            raise TypeError(f'FAMTWeightHook needs a FAMTMAE model, got {type(model).__name__}')
-        return model
+        return check_famt_model(model, 'FAMTWeightHook')
 
     def is_refresh_epoch(self, epoch: int, max_epochs: int) -> bool:
         """Whether the bank is refreshed before ``epoch`` (0-based)."""
         return (self.start_epoch <= epoch < max_epochs
                 and (epoch - self.start_epoch) % self.interval == 0)
 
-    def _img_hw(self, model):
-        ps = model.backbone.patch_embed.projection.kernel_size
-        return model.grid_hw[0] * ps[0], model.grid_hw[1] * ps[1]
-
-    def _check_model_input(self, model):
-        """The backbone's input size must be a whole number of patches."""
-        ps = tuple(model.backbone.patch_embed.projection.kernel_size)
-        img_size = tuple(getattr(model.backbone, 'img_size', self._img_hw(model)))
-        if img_size != self._img_hw(model):
-            raise ValueError(
-                f'FAMTWeightHook: the backbone input size {img_size} is not divisible by the '
-                f'patch size {ps} (the patch embedding pads it to a {tuple(model.grid_hw)} '
-                'grid, so weight maps would not match the image); use a multiple of the '
-                'patch size')
-
-    def _check_train_pipeline(self, runner, model):
-        dataset = runner.train_dataloader.dataset
-        transforms = getattr(getattr(dataset, 'pipeline', None), 'transforms', None)
-        if transforms is None:
-            return  # a wrapped dataset: checked per batch by the mask generator
-        crops = [t for t in transforms if isinstance(t, FAMTRandomResizedCrop)]
-        if not crops:
-            raise ValueError(
-                'FAMTWeightHook: the training pipeline does not record the crop box; replace '
-                'RandomResizedCrop by FAMTRandomResizedCrop (same arguments)')
-        img_hw = self._img_hw(model)
-        crop_hw = tuple(crops[-1].scale)  # (h, w), as mmpretrain's RandomResizedCrop
-        if crop_hw != img_hw:
-            raise ValueError(
-                f'FAMTWeightHook: FAMTRandomResizedCrop makes {crop_hw[0]}x{crop_hw[1]} crops '
-                f'but the model takes {img_hw[0]}x{img_hw[1]} inputs (backbone img_size, '
-                f'{tuple(model.grid_hw)} patches); set the crop scale to the model input size')
-        packs = [t for t in transforms if type(t).__name__ == 'PackInputs']
-        if packs and 'famt_crop' not in packs[-1].meta_keys:
-            raise ValueError(
-                "FAMTWeightHook: PackInputs must keep 'famt_crop' (and 'sample_idx', 'flip', "
-                "'flip_direction'): use PackInputs(meta_keys=famt_mm.datasets.FAMT_META_KEYS)")
-        loads = [t for t in transforms if type(t).__name__ == 'LoadImageFromFile']
-        if self.on_bad_image == 'skip' and loads and not (
-                loads[0].ignore_empty and loads[0].imdecode_backend == 'pillow'):
-            # mmcv honours ignore_empty only for decoder exceptions; cv2 returns None
-            # silently and then trips an assert, so only pillow + ignore_empty lets
-            # mmengine's BaseDataset replace the image by another one.
-            runner.logger.warning(
-                "FAMTWeightHook(on_bad_image='skip') covers the refresh pass only: the "
-                'training pipeline will still stop on an unreadable image. To have mmengine '
-                'replace such an image by another one during training, use '
-                "LoadImageFromFile(ignore_empty=True, imdecode_backend='pillow')")
-
-    def _build_refresh_loader(self, runner, model):
-        cfg = copy.deepcopy(runner.cfg.train_dataloader)
-        ds_cfg = cfg['dataset']
-        img_hw = self._img_hw(model)
-        pipeline = self.refresh_pipeline
-        if pipeline is None:
-            pipeline = whole_image_pipeline(ds_cfg.get('pipeline', []), img_hw)
-        ds_cfg['pipeline'] = pipeline
-        dataset = _GuardedDataset(DATASETS.build(ds_cfg), self.on_bad_image, img_hw)
-        rank, world = get_dist_info()
-        indices = list(range(rank, len(dataset), world))  # shard, no padding
-        num_workers = cfg.get('num_workers', 0) if self.num_workers is None else self.num_workers
-        return torch.utils.data.DataLoader(
-            dataset, batch_size=self.batch_size or cfg.get('batch_size', 32),
-            sampler=indices, num_workers=num_workers, collate_fn=default_collate,
-            pin_memory=torch.cuda.is_available())
-
-    def _check_bank(self, runner, bank_info: dict) -> Optional[str]:
-        """A message if ``bank_info`` does not fit the training set / model, else None."""
-        dataset = runner.train_dataloader.dataset
-        model = self._model(runner)
-        if bank_info.get('version') != BANK_FORMAT_VERSION:
-            return (f"the FAMT weight bank has format version {bank_info.get('version')}, "
-                    f'this famt_mm reads version {BANK_FORMAT_VERSION}')
-        if bank_info.get('num_samples') != len(dataset):
-            return (f"the FAMT weight bank was computed on {bank_info.get('num_samples')} "
-                    f'images but the training set has {len(dataset)}')
-        if tuple(bank_info.get('grid_hw', ())) != tuple(model.grid_hw):
-            return (f"the FAMT weight bank has {tuple(bank_info.get('grid_hw', ()))} patch "
-                    f'grids but the model uses {tuple(model.grid_hw)}')
-        bank = bank_info['bank']
-        if tuple(bank.shape) != (len(dataset), *model.grid_hw) or bank.dtype not in (
-                torch.float16, torch.uint8):
-            return (f'the FAMT weight bank tensor is {tuple(bank.shape)} {bank.dtype}, '
-                    f'expected {(len(dataset), *model.grid_hw)} float16 or uint8 (corrupt '
-                    'checkpoint?)')
-        if bank.is_floating_point() and not bool(torch.isfinite(bank).all()):
-            return 'the FAMT weight bank holds NaN / inf values (corrupt checkpoint?)'
-        if bank_info.get('fingerprint') != self._dataset_fingerprint(runner):
-            return ('the FAMT weight bank was computed on a different training set (same '
-                    'size, other images or order)')
-        return None
+    def _weight_bank(self, runner) -> WeightBank:
+        """This run's bank, shared with the mask generator (which reads its rows)."""
+        if self.weight_bank is None:
+            model = self._model(runner)
+            self.weight_bank = WeightBank(len(runner.train_dataloader.dataset), model.grid_hw,
+                                          model.mask_generator.bank_dtype)
+        return self.weight_bank
 
     def _dataset_fingerprint(self, runner):
         if self._fingerprint is None:
@@ -299,19 +143,21 @@ class FAMTWeightHook(Hook):
                 f'FAMTWeightHook: interval={self.interval} >= the {max_epochs - self.start_epoch}'
                 f' FAMT epochs ({self.start_epoch}..{max_epochs - 1}): the weights are computed '
                 f'once, before epoch {self.start_epoch}, and never refreshed')
-        self._check_model_input(model)
         h, w = model.grid_hw
         try:
             model.mask_generator.check_grid(h * w)
         except ValueError as e:
             raise ValueError(f"FAMTWeightHook: the model's {h}x{w} patch grid ({h * w} "
                              f'patches) does not fit the mask generator: {e}') from e
-        self._check_train_pipeline(runner, model)
+        warning = check_train_pipeline(runner.train_dataloader.dataset, model.input_hw,
+                                       model.grid_hw, self.on_bad_image)
+        if warning:
+            runner.logger.warning(warning)
         n_refresh = len([e for e in range(max_epochs) if self.is_refresh_epoch(e, max_epochs)])
         runner.logger.info(f'FAMT: random masking until epoch {self.start_epoch}, then FAMT '
                            f'masking; {n_refresh} weight refresh(es), every {self.interval} '
                            f'epochs; {model.mask_generator.extra_repr()}')
-        model.mask_generator.set_bank(self.bank)
+        model.mask_generator.set_bank(self.weight_bank)
 
     def before_train_epoch(self, runner) -> None:
         model = self._model(runner)
@@ -333,18 +179,15 @@ class FAMTWeightHook(Hook):
         model.mask_generator.famt_active = famt
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint['famt'] = dict(
-            version=BANK_FORMAT_VERSION, bank=self.bank, bank_epoch=self.bank_epoch,
-            num_samples=len(runner.train_dataloader.dataset),
-            grid_hw=tuple(self._model(runner).grid_hw),
-            fingerprint=self._dataset_fingerprint(runner),
-            start_epoch=self.start_epoch, interval=self.interval)
+        state = self._weight_bank(runner).state_dict(self._dataset_fingerprint(runner))
+        checkpoint['famt'] = dict(state, start_epoch=self.start_epoch, interval=self.interval)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         info = checkpoint.get('famt')
-        if not info or info.get('bank') is None:
+        if not WeightBank.has_maps(info):
             return
-        problem = self._check_bank(runner, info)
+        bank = self._weight_bank(runner)
+        problem = bank.check_state(info, self._dataset_fingerprint(runner))
         if problem is not None:
             if self.on_mismatch == 'error':
                 raise ValueError(
@@ -357,9 +200,8 @@ class FAMTWeightHook(Hook):
             runner.logger.warning(
                 f'FAMT: the checkpoint was written with start_epoch, interval = {saved}, this '
                 f'run uses {(self.start_epoch, self.interval)}: the refresh schedule changes')
-        self.bank = info['bank'].cpu()
-        self.bank_epoch = info['bank_epoch']
-        self._model(runner).mask_generator.set_bank(self.bank)
+        bank.load_state_dict(info)
+        self._model(runner).mask_generator.set_bank(bank)
         runner.logger.info(f'FAMT: restored the weight bank of epoch {self.bank_epoch} '
                            f'({tuple(self.bank.shape)}, {self.bank.dtype})')
 
@@ -370,110 +212,48 @@ class FAMTWeightHook(Hook):
         model = self._model(runner)
         gen = model.mask_generator
         if self._refresh_loader is None:
-            self._refresh_loader = self._build_refresh_loader(runner, model)
+            self._refresh_loader = build_refresh_loader(
+                runner.cfg.train_dataloader, tuple(model.input_hw), self.on_bad_image,
+                self.refresh_pipeline, self.batch_size, self.num_workers)
         loader = self._refresh_loader
-        rank, world = get_dist_info()
-        local = len(loader.sampler)
-        img_hw = self._img_hw(model)
+        _, world = get_dist_info()
         t0 = time.time()
-        idx_parts, bank_parts, fallback, bad = [], [], [], []
         amp = (torch.cuda.is_available()
                and runner.cfg.optim_wrapper.get('type') == 'AmpOptimWrapper')
-        for i, data in enumerate(loader):
-            data = model.data_preprocessor(data, False)
-            inputs, samples = data['inputs'], data['data_samples']
-            if tuple(inputs.shape[-2:]) != img_hw:
-                raise ValueError(
-                    f'FAMT refresh: the refresh pipeline gives {tuple(inputs.shape[-2:])} '
-                    f'images but the model takes {img_hw}; end it with a Resize to the input '
-                    'size (no crop)')
-            with torch.autocast('cuda', dtype=torch.bfloat16, enabled=amp):
-                weights, fb = model.compute_famt_weights(inputs)
-            bad_mask = torch.tensor([bool(s.get('famt_bad', False)) for s in samples],
-                                    device=weights.device)
-            if bad_mask.any():
-                weights[bad_mask] = 1.0
-                bad += [(s.sample_idx, s.famt_error) for s in samples if s.get('famt_bad', False)]
-            fallback += [s.sample_idx for s, f in zip(samples, (fb & ~bad_mask).tolist()) if f]
-            idx_parts.append(torch.tensor([s.sample_idx for s in samples], dtype=torch.long))
-            bank_parts.append(quantize_weights(weights, gen.bank_dtype).cpu())
-            done = min((i + 1) * loader.batch_size, local)
-            if rank == 0 and ((i + 1) % self.log_interval == 0 or done == local):
-                rate = done / max(time.time() - t0, 1e-9)
-                runner.logger.info(f'FAMT refresh (epoch {runner.epoch}): {done}/{local} images '
-                                   f'on this rank, {rate:.1f} img/s, ETA '
-                                   f'{(local - done) / max(rate, 1e-9):.0f}s')
-        bank = self._gather_bank(model, idx_parts, bank_parts, len(loader.dataset))
+        shard = compute_shard_maps(
+            model, loader, gen.bank_dtype, amp,
+            Progress(runner.logger, runner.epoch, self.log_interval, loader.batch_size))
+        maps = self._gather_bank(model, shard.idx, shard.maps, len(loader.dataset))
+        fallback, bad = shard.fallback, shard.bad
+        bank = self._weight_bank(runner)
+        bank.set_all(maps, runner.epoch)
         if world > 1:
-            self._check_ranks_agree(runner, bank, world)
+            sums = check_ranks_agree(bank.checksum())
+            runner.logger.info(f'FAMT refresh: the {world} ranks hold the same bank (SHA-1 '
+                               f'{sums[0][:12]})')
             fallback = sum(all_gather_object(fallback), [])
             bad = sum(all_gather_object(bad), [])
-        self.bank, self.bank_epoch = bank, runner.epoch
         self.refresh_epochs_done.append(runner.epoch)
         gen.set_bank(bank)
         seconds = time.time() - t0
         self._log_refresh(runner, bank, seconds, sorted(fallback), sorted(bad))
 
-    def _gather_bank(self, model, idx_parts, bank_parts, num_samples) -> torch.Tensor:
-        """Every rank's maps, put in dataset order: the N x h x w bank (CPU)."""
-        _, world = get_dist_info()
-        grid = tuple(model.grid_hw)
-        dtype = torch.float16 if model.mask_generator.bank_dtype == 'float16' else torch.uint8
-        idx = torch.cat(idx_parts) if idx_parts else torch.zeros(0, dtype=torch.long)
-        maps = torch.cat(bank_parts) if bank_parts else torch.zeros(0, *grid, dtype=dtype)
-        # Equal-size pieces for all_gather: pad with index -1.
-        per_rank = math.ceil(num_samples / world)
-        pad = per_rank - idx.numel()
-        idx = torch.cat([idx, idx.new_full((pad,), -1)])
-        maps = torch.cat([maps, maps.new_zeros(pad, *grid)])
-        if world > 1:
-            device = next(model.parameters()).device
-            idx = torch.cat([t.cpu() for t in all_gather(idx.to(device))])
-            maps = torch.cat([t.cpu() for t in all_gather(maps.to(device))])
-        keep = idx >= 0
-        bank = torch.zeros(num_samples, *grid, dtype=dtype)
-        filled = torch.zeros(num_samples, dtype=torch.bool)
-        bank[idx[keep]] = maps[keep]
-        filled[idx[keep]] = True
-        if not bool(filled.all()):
-            missing = (~filled).nonzero().flatten()[:10].tolist()
-            raise RuntimeError(f'FAMT refresh left {int((~filled).sum())} images without '
-                               f'weights (e.g. {missing})')
-        return bank
+    def _gather_bank(self, model, idx: torch.Tensor, maps: torch.Tensor,
+                     num_samples: int) -> torch.Tensor:
+        """All ranks' maps in dataset order (N x h x w, CPU); the collective runs on the
+        model's device."""
+        return gather_by_index(idx, maps, num_samples, next(model.parameters()).device)
 
-    @staticmethod
-    def bank_checksum(bank: torch.Tensor) -> str:
-        """SHA-1 of the bank's bytes (hex): equal banks, equal checksums."""
-        return hashlib.sha1(bank.contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()
-
-    def _check_ranks_agree(self, runner, bank: torch.Tensor, world: int) -> None:
-        """Raise on every rank unless all ranks now hold the same bank.
-
-        Each rank trains with its own copy, so a divergent copy would train silently
-        wrong on that rank's shard of every epoch; one all_gather of a short string.
-        """
-        sums = all_gather_object(self.bank_checksum(bank))
-        if len(set(sums)) != 1:
-            raise RuntimeError(
-                f'FAMT refresh: the {world} ranks hold different weight banks (SHA-1 per '
-                f'rank: {[c[:12] for c in sums]}); the gather of the refresh pass is broken, '
-                'stopping rather than training on inconsistent weights')
-        runner.logger.info(f'FAMT refresh: the {world} ranks hold the same bank (SHA-1 '
-                           f'{sums[0][:12]})')
-
-    def _log_refresh(self, runner, bank, seconds, fallback, bad):
+    def _log_refresh(self, runner, bank: WeightBank, seconds, fallback, bad):
         n_fallback, n_bad = len(fallback), len(bad)
-        w = dequantize_weights(bank).flatten(1)
-        p = w / w.sum(1, keepdim=True)
-        entropy = float((-(p * p.clamp_min(1e-12).log()).sum(1) / math.log(p.shape[1])).mean())
-        k = max(1, int(round(0.2 * p.shape[1])))
-        top20 = float(p.topk(k, dim=1).values.sum(1).mean())
+        entropy, top20 = map_statistics(bank.maps)
+        n = bank.num_samples
         runner.logger.info(
-            f'FAMT refresh before epoch {runner.epoch}: {bank.shape[0]} images in '
-            f'{seconds:.1f}s ({bank.shape[0] / max(seconds, 1e-9):.1f} img/s), fallback to '
+            f'FAMT refresh before epoch {runner.epoch}: {n} images in '
+            f'{seconds:.1f}s ({n / max(seconds, 1e-9):.1f} img/s), fallback to '
             f'uniform: {n_fallback}, unreadable: {n_bad}, normalised entropy {entropy:.4f}, '
             f'mass in top 20% patches {top20:.3f}, '
-            f'bank {bank.numel() * bank.element_size() / 2**20:.2f} MiB')
+            f'bank {bank.nbytes / 2**20:.2f} MiB')
         if fallback:
             more = f' and {n_fallback - 20} more' if n_fallback > 20 else ''
             runner.logger.warning(
