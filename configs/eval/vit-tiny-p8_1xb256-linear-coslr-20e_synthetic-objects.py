@@ -91,3 +91,6 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=1),
     logger=dict(type='LoggerHook', interval=4))
 randomness = dict(seed=0)
+
+# StrictPretrained loads the backbone before the Runner's init_weights (famt_mm.transfer).
+custom_hooks = [dict(type='StrictPretrainedHook')]

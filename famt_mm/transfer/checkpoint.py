@@ -16,22 +16,25 @@ the keys and the file.
 Order of initialisation: mmengine runs every initializer but ``Pretrained``
 before the children's ``init_weights``, and ViT backbones re-draw ``pos_embed``
 / ``cls_token`` after it, which would overwrite the loaded weights. So the
-state dict is checked and loaded at once, and loaded again when the top-level
-``init_weights`` call (the Runner's ``model.init_weights()``) has finished.
+module is loaded BEFORE ``init_weights`` and marked initialised (mmengine's
+``is_init``), which makes ``init_weights`` leave it alone: ``StrictPretrainedHook``
+does that in ``before_run`` of a training Runner (configs list it in
+``custom_hooks``), :func:`load_strict_pretrained_modules` without a Runner.
+Nothing of mmengine is patched.
 """
-import functools
 import math
 from fnmatch import fnmatchcase
 import os.path as osp
 from collections import OrderedDict
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import BaseModule
-from mmengine.model.weight_init import update_init_info
-from mmengine.registry import WEIGHT_INITIALIZERS
+from mmengine.model import BaseModule, is_model_wrapper
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.registry import HOOKS, WEIGHT_INITIALIZERS
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from famt_mm import compat  # noqa: F401  (full mmengine checkpoints on torch >= 2.6)
@@ -235,12 +238,21 @@ def load_strict_pretrained(module: torch.nn.Module, checkpoint: str,
     return state
 
 
-_PENDING = '_strict_pretrained_pending'
+STRICT_TYPE = 'StrictPretrained'
+_LOADED = '_strict_pretrained_loaded'  # instance flag: loaded before init_weights
 
 
-@WEIGHT_INITIALIZERS.register_module(name='StrictPretrained')
+@WEIGHT_INITIALIZERS.register_module(name=STRICT_TYPE)
 class StrictPretrainedInit:
     """``init_cfg`` initializer: load pre-trained weights, every key matched.
+
+    mmengine runs an ``init_cfg`` (other than ``type='Pretrained'``) before the module's
+    children re-initialise themselves, and ViT backbones re-draw ``pos_embed`` after it, so
+    inside ``init_weights`` the loaded weights would be overwritten. The load therefore
+    happens BEFORE ``init_weights``: ``StrictPretrainedHook`` (a Runner hook, in the configs'
+    ``custom_hooks``) or :func:`load_strict_pretrained_modules` (without a Runner) load the
+    module and mark it initialised, so that mmengine leaves it alone. Reached inside
+    ``init_weights`` without either, this initializer refuses with the fix.
 
     Args:
         checkpoint (str): converted backbone file or full mmengine checkpoint.
@@ -248,8 +260,8 @@ class StrictPretrainedInit:
             FAMT / MAE pre-training checkpoint. Defaults to None (whole file).
         map_location (str): where tensors are loaded. Defaults to 'cpu'.
         allowed_missing (Sequence[str]): module keys (prefixes or glob
-            patterns) that may keep their own initialisation, for parts the
-            pre-training never had. Defaults to () (none).
+            patterns) that may keep the values the module was constructed with, for
+            parts the pre-training never had. Defaults to () (none).
         ignored_keys (Sequence[str]): checkpoint keys (after ``prefix``;
             prefixes or glob patterns) not to load, e.g. ``['ln1.']`` for an
             MAE fine-tune without the final norm. Defaults to () (none).
@@ -267,38 +279,80 @@ class StrictPretrainedInit:
         self.ignored_keys = tuple(ignored_keys)
 
     def __call__(self, module):
+        if hasattr(module, '_params_init_info'):
+            # inside init_weights: the children and the module's own init would overwrite it
+            raise ValueError(
+                f'StrictPretrained ({self.checkpoint}) on {type(module).__name__} was reached '
+                'inside init_weights, where mmengine re-initialises the module after it. Add '
+                "custom_hooks = [dict(type='StrictPretrainedHook')] to the config, or call "
+                'famt_mm.transfer.load_strict_pretrained_modules(model) before '
+                'model.init_weights()')
+        return self.load(module)
+
+    def load(self, module) -> 'OrderedDict[str, torch.Tensor]':
+        """Load into ``module`` with every key matched; return the loaded state dict."""
         where = f' (prefix {self.prefix!r})' if self.prefix else ''
         print_log(f'StrictPretrained: load {type(module).__name__} from '
                   f'{self.checkpoint}{where}', logger='current')
-        state = load_strict_pretrained(module, self.checkpoint, self.prefix,
-                                       self.map_location, self.allowed_missing,
-                                       self.ignored_keys)
-        if hasattr(module, '_params_init_info'):
-            # inside init_weights: load again once the whole model is initialised
-            module.__dict__[_PENDING] = (state, not self.allowed_missing)
-            update_init_info(module, init_info=self._get_init_info())
-
-    def _get_init_info(self):
-        return f'{self.__class__.__name__}: load from {self.checkpoint}'
+        return load_strict_pretrained(module, self.checkpoint, self.prefix,
+                                      self.map_location, self.allowed_missing,
+                                      self.ignored_keys)
 
 
-def _reload_after_top_level_init(init_weights):
-    @functools.wraps(init_weights)
-    def wrapper(self):
-        top_level = not hasattr(self, '_params_init_info')
-        init_weights(self)
-        if top_level:
-            for name, sub in self.named_modules():
-                pending = sub.__dict__.pop(_PENDING, None)
-                if pending is not None:
-                    state, strict = pending
-                    sub.load_state_dict(state, strict=strict)
-                    where = f'{name}: ' if name else ''
-                    print_log(f'StrictPretrained: {where}{type(sub).__name__} holds the '
-                              f'pre-trained weights ({len(state)} tensors)', logger='current')
-    wrapper._famt_strict_pretrained = True
-    return wrapper
+def _strict_cfg(module) -> Optional[dict]:
+    """The StrictPretrained entry of ``module.init_cfg``, or None."""
+    cfgs = getattr(module, 'init_cfg', None)
+    cfgs = [cfgs] if isinstance(cfgs, dict) else list(cfgs or [])
+    strict = [c for c in cfgs if isinstance(c, dict) and c.get('type') == STRICT_TYPE]
+    if strict and len(cfgs) > 1:
+        raise ValueError(f'{type(module).__name__}.init_cfg combines StrictPretrained with '
+                         f'{[c.get("type") for c in cfgs if c not in strict]}: a module loaded '
+                         'from a checkpoint keeps no other initialisation')
+    return strict[0] if strict else None
 
 
-if not getattr(BaseModule.init_weights, '_famt_strict_pretrained', False):
-    BaseModule.init_weights = _reload_after_top_level_init(BaseModule.init_weights)
+def load_strict_pretrained_modules(model: torch.nn.Module) -> List[str]:
+    """Load every submodule whose ``init_cfg`` is StrictPretrained, before ``init_weights``.
+
+    Each such module (and everything inside it) is marked initialised (mmengine's
+    ``is_init``), so a following ``model.init_weights()`` neither re-draws nor re-initialises
+    it; parameters listed in ``allowed_missing`` keep the values the module was constructed
+    with. Returns the names of the loaded modules ('' for ``model`` itself).
+    """
+    loaded = []
+    for name, module in model.named_modules():
+        cfg = _strict_cfg(module)
+        if cfg is None or getattr(module, _LOADED, False):
+            continue
+        args = {k: v for k, v in cfg.items() if k != 'type'}
+        state = StrictPretrainedInit(**args).load(module)
+        for sub in module.modules():
+            if isinstance(sub, BaseModule):
+                sub.is_init = True
+        module.__dict__[_LOADED] = True
+        where = f'{name}: ' if name else ''
+        print_log(f'StrictPretrained: {where}{type(module).__name__} holds the pre-trained '
+                  f'weights ({len(state)} tensors)', logger='current')
+        loaded.append(name)
+    return loaded
+
+
+@HOOKS.register_module()
+class StrictPretrainedHook(Hook):
+    """Loads the StrictPretrained modules of the model when training starts.
+
+    ``before_run`` comes before the Runner's ``model.init_weights()``; the loaded modules are
+    marked initialised, so mmengine leaves them as loaded (see
+    :func:`load_strict_pretrained_modules`). ``--resume`` / ``load_from`` then load their
+    checkpoint over them, as over any initialisation. Testing does not initialise weights,
+    so the hook does nothing there.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_run(self, runner) -> None:
+        # Runner.train builds the optimizer before before_run; Runner.test / val do not
+        if not isinstance(runner.optim_wrapper, (OptimWrapper, OptimWrapperDict)):
+            return
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        load_strict_pretrained_modules(model)

@@ -6,7 +6,8 @@ from mmengine.registry import MODELS as MMENGINE_MODELS  # noqa: F401
 from mmpretrain.registry import MODELS
 
 import famt_mm  # noqa: F401
-from famt_mm.transfer import load_strict_pretrained, resize_pos_embed
+from famt_mm.transfer import (load_strict_pretrained, load_strict_pretrained_modules,
+                              resize_pos_embed)
 
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 
@@ -33,6 +34,12 @@ def _pretrain_checkpoint(path, seed=0):
     return {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
 
 
+def init_weights_strict(model):
+    """What StrictPretrainedHook and the Runner do: load first, then init_weights."""
+    load_strict_pretrained_modules(model)
+    model.init_weights()
+
+
 def _classifier(img_size=32, **backbone):
     cfg = dict(type='VisionTransformer', arch=ARCH, img_size=img_size, patch_size=8,
                out_type='cls_token', final_norm=True)
@@ -47,7 +54,7 @@ def test_strict_pretrained_survives_init_weights(tmp_path):
     expected = _pretrain_checkpoint(ckpt)
     model = _classifier(init_cfg=dict(type='StrictPretrained', checkpoint=str(ckpt),
                                       prefix='backbone.'))
-    model.init_weights()
+    init_weights_strict(model)
     got = model.backbone.state_dict()
     assert set(got) == set(expected)
     for key, value in expected.items():
@@ -56,8 +63,18 @@ def test_strict_pretrained_survives_init_weights(tmp_path):
         assert torch.equal(got[key], value), key
 
 
+def test_reached_inside_init_weights_it_refuses_with_the_fix(tmp_path):
+    ckpt = tmp_path / 'famt.pth'
+    _pretrain_checkpoint(ckpt)
+    model = _classifier(init_cfg=dict(type='StrictPretrained', checkpoint=str(ckpt),
+                                      prefix='backbone.'))
+    with pytest.raises(ValueError, match=r"inside init_weights.*StrictPretrainedHook.*"
+                                         r"load_strict_pretrained_modules\(model\)"):
+        model.init_weights()
+
+
 def test_plain_pretrained_is_overwritten_for_contrast(tmp_path):
-    """Why StrictPretrained reloads at the end: mmpretrain's ViT re-draws
+    """Why StrictPretrained loads before init_weights: mmpretrain's ViT re-draws
     pos_embed unless the type is literally 'Pretrained'."""
     ckpt = tmp_path / 'famt.pth'
     expected = _pretrain_checkpoint(ckpt)
@@ -73,7 +90,7 @@ def test_missing_prefix_names_prefix_and_file(tmp_path):
     model = _classifier(init_cfg=dict(type='StrictPretrained', checkpoint=str(ckpt),
                                       prefix='encoder.'))
     with pytest.raises(ValueError, match=r"prefix 'encoder\.'") as err:
-        model.init_weights()
+        init_weights_strict(model)
     assert 'famt.pth' in str(err.value) and 'backbone.' in str(err.value)
 
 
@@ -85,7 +102,7 @@ def test_unexpected_and_missing_keys_are_named(tmp_path):
                         init_cfg=dict(type='StrictPretrained', checkpoint=str(ckpt),
                                       prefix='backbone.'))
     with pytest.raises(ValueError) as err:
-        model.init_weights()
+        init_weights_strict(model)
     msg = str(err.value)
     assert 'missing keys (2): [ln2.bias, ln2.weight]' in msg
     assert 'unexpected keys (2): [ln1.bias, ln1.weight]' in msg
@@ -99,7 +116,7 @@ def test_mae_fine_tune_backbone_with_allowed_missing_and_ignored_keys(tmp_path):
     model = _classifier(final_norm=False, out_type='avg_featmap', init_cfg=dict(
         type='StrictPretrained', checkpoint=str(ckpt), prefix='backbone.',
         allowed_missing=['ln2.'], ignored_keys=['ln1.']))
-    model.init_weights()
+    init_weights_strict(model)
     assert torch.equal(model.backbone.layers[1].ffn.layers[1].weight,
                        expected['layers.1.ffn.layers.1.weight'])
     assert torch.equal(model.backbone.ln2.weight, torch.ones(32))  # its own init
@@ -108,7 +125,7 @@ def test_mae_fine_tune_backbone_with_allowed_missing_and_ignored_keys(tmp_path):
         type='StrictPretrained', checkpoint=str(ckpt), prefix='backbone.',
         allowed_missing=['ln2.'], ignored_keys=['norm.']))
     with pytest.raises(ValueError, match=r"ignored_keys \['norm\.'\] match no checkpoint key"):
-        model.init_weights()
+        init_weights_strict(model)
 
 
 def test_wrong_architecture_names_key_and_shapes(tmp_path):
@@ -136,7 +153,7 @@ def test_pos_embed_resized_with_cls_kept(tmp_path):
     expected = _pretrain_checkpoint(ckpt)  # 4 x 4 grid + CLS
     model = _classifier(img_size=48, init_cfg=dict(
         type='StrictPretrained', checkpoint=str(ckpt), prefix='backbone.'))
-    model.init_weights()
+    init_weights_strict(model)
     pos = model.backbone.pos_embed
     assert pos.shape == (1, 1 + 36, 32)
     assert torch.equal(pos[:, :1], expected['pos_embed'][:, :1])

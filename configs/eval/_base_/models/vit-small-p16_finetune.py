@@ -25,3 +25,6 @@ model = dict(
         loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
         init_cfg=[dict(type='TruncNormal', layer='Linear', std=2e-5)]),
     train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]))
+
+# StrictPretrained loads the backbone before the Runner's init_weights (famt_mm.transfer).
+custom_hooks = [dict(type='StrictPretrainedHook')]

@@ -19,3 +19,6 @@ model = dict(
         in_channels=384,
         loss=dict(type='CrossEntropyLoss'),
         init_cfg=[dict(type='TruncNormal', layer='Linear', std=0.01)]))
+
+# StrictPretrained loads the backbone before the Runner's init_weights (famt_mm.transfer).
+custom_hooks = [dict(type='StrictPretrainedHook')]

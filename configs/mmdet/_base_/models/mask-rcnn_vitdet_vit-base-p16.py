@@ -37,3 +37,6 @@ model = dict(
     roi_head=dict(
         bbox_head=dict(type='Shared4Conv1FCBBoxHead', conv_out_channels=256, norm_cfg=norm_cfg),
         mask_head=dict(norm_cfg=norm_cfg)))
+
+# StrictPretrained loads the backbone before the Runner's init_weights (famt_mm.transfer).
+custom_hooks = [dict(type='StrictPretrainedHook')]

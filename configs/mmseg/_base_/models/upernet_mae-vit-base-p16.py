@@ -29,3 +29,6 @@ model = dict(
     decode_head=dict(in_channels=[768, 768, 768, 768], num_classes=150, channels=768),
     auxiliary_head=dict(in_channels=768, num_classes=150),
     test_cfg=dict(mode='slide', crop_size=input_size, stride=(256, 256)))
+
+# StrictPretrained loads the backbone before the Runner's init_weights (famt_mm.transfer).
+custom_hooks = [dict(type='StrictPretrainedHook')]
