@@ -23,25 +23,21 @@ import numpy as np
 import torch
 
 from .datasets.transforms import whole_image_pipeline
-from .models.famt_mae import FAMTViT, gather_tokens
+from .models.famt_mae import gather_tokens, vit_term_context
 from .models.famt_model import is_famt_model
 from .models.famt_sampling import plackett_luce_split, split_counts
-from .models.famt_weights import (cls_attention_term, column_mean_attention_term,
-                                  frequency_term, frequency_term_2d)
 
-__all__ = ['PANEL_TITLES', 'MASKED_RGB', 'THROWN_RGB', 'whole_image_pipeline',
+__all__ = ['panel_titles', 'MASKED_RGB', 'THROWN_RGB', 'whole_image_pipeline',
            'load_whole_images', 'input_hw', 'is_famt_model', 'famt_panels',
            'reconstruct_image', 'to_rgb_image', 'preprocessor_mean_std', 'overlay_flags',
-           'compose_famt_grid', 'panel_box', 'save_famt_grid', 'draw_famt_grid', 'MAE_TITLES']
+           'compose_famt_grid', 'panel_box', 'save_famt_grid', 'draw_famt_grid']
 
-PANEL_TITLES = ('image', 'attention', 'frequency', 'weights', 'mask/throw/vis',
-                'reconstruction')
+FAMT_SPLIT_TITLE, MAE_SPLIT_TITLE = 'mask/throw/vis', 'MAE random mask'
 # Overlay colours (RGB, 0..1): masked patches red, thrown grey, visible untouched.
 MASKED_RGB = np.array([0.85, 0.15, 0.15])
 THROWN_RGB = np.array([0.35, 0.35, 0.35])
 LEGEND = 'red: masked (reconstructed)   grey: thrown   clear: visible'
 # A plain MAE: its own random masking; the maps are what FAMT would use with its encoder.
-MAE_TITLES = PANEL_TITLES[:4] + ('MAE random mask', 'reconstruction')
 MAE_LEGEND = 'red: masked by MAE (reconstructed)   clear: visible   maps: FAMT terms'
 
 # Layout of compose_famt_grid, in pixels.
@@ -131,27 +127,14 @@ def reconstruct_image(head, inputs: torch.Tensor, pred: torch.Tensor,
     return head.unpatchify(recon)
 
 
-def _terms(backbone, generator_cfg, inputs, grid):
-    """Attention term, frequency term and combined weights, B x L each."""
-    # forward_famt_terms only uses MAEViT's modules: it serves a plain MAEViT too.
-    attn_cls, attn_full, tokens = FAMTViT.forward_famt_terms(
-        backbone, inputs, column_mean=generator_cfg.attention == 'cls+column')
-    attention = cls_attention_term(attn_cls)
-    if generator_cfg.attention == 'cls+column':
-        attention = 0.5 * (attention + column_mean_attention_term(attn_full))
-    frequency = (frequency_term(tokens, generator_cfg.cutoff) if generator_cfg.frequency == '1d'
-                 else frequency_term_2d(tokens, tuple(grid), generator_cfg.cutoff))
-    weights, _ = generator_cfg.weights_from_terms(attn_cls, attn_full, tokens, grid)
-    return attention, frequency, weights
-
-
 @torch.no_grad()
 def famt_panels(model, inputs: torch.Tensor, generator: Optional[torch.Generator] = None,
                 seed: int = 0) -> Dict[str, torch.Tensor]:
     """Everything a row of the picture shows, for whole (un-cropped) images.
 
     Args:
-        model: a ``FAMTMAE`` (FAMT split from its weights, as after a refresh) or
+        model: a FAMT model with ``famt_term_context`` such as ``FAMTMAE`` (FAMT split
+            from its weights, as after a refresh) or
             a plain mmpretrain ``MAE`` (its own random masking, seeded with ``seed``;
             the FAMT terms are those its encoder would give, with the default
             ``FAMTMaskGenerator`` settings).
@@ -159,7 +142,8 @@ def famt_panels(model, inputs: torch.Tensor, generator: Optional[torch.Generator
         generator: random source of the FAMT draw.
 
     Returns:
-        dict with ``attention``, ``frequency``, ``weights`` (B x h x w, float),
+        dict with ``terms`` (every weight term the mask generator selects, by name,
+        B x h x w on the terms' patch grid), ``weights`` (B x h x w on the masking grid),
         ``flags`` (B x h x w: 1 masked, -1 thrown, 0 visible), ``recon``
         (B x 3 x H x W, input space, thrown patches zero) and ``famt`` (bool).
     """
@@ -170,10 +154,15 @@ def famt_panels(model, inputs: torch.Tensor, generator: Optional[torch.Generator
     if famt:
         gen = model.mask_generator
         grid = tuple(model.grid_hw)
+        ctx = model.famt_term_context(inputs)
+        terms = gen.compute_terms(ctx)
+        weights = model.compute_famt_weights(inputs)[0].flatten(1)  # on the masking grid
     else:
         gen = MODELS.build(dict(type='FAMTMaskGenerator'))
         grid = tuple(int(g) for g in model.backbone.patch_resolution)
-    attention, frequency, weights = _terms(model.backbone, gen, inputs, grid)
+        ctx = vit_term_context(model.backbone, inputs, gen)
+        terms = gen.compute_terms(ctx)
+        weights = gen.weights_from_terms(terms)[0]
     B, L = weights.shape
     if famt:
         n_mask, n_throw, _ = split_counts(L, gen.mask_ratio, gen.throw_ratio)
@@ -199,11 +188,18 @@ def famt_panels(model, inputs: torch.Tensor, generator: Optional[torch.Generator
     recon = reconstruct_image(model.head, inputs, pred, ids_masked, ids_visible)
     model.train(was_training)
     hw = (B, *grid)
-    return dict(attention=attention.view(hw), frequency=frequency.view(hw),
+    return dict(terms={k: v.view(B, *ctx.grid_hw) for k, v in terms.items()},
                 weights=weights.view(hw), flags=flags.view(hw), recon=recon, famt=famt)
 
 
 # -- drawing ------------------------------------------------------------------------
+def panel_titles(term_names: Sequence[str], famt: bool = True) -> Tuple[str, ...]:
+    """Column titles: the image, one map per weight term, the weights, the split, the
+    reconstruction."""
+    return ('image', *term_names, 'weights', FAMT_SPLIT_TITLE if famt else MAE_SPLIT_TITLE,
+            'reconstruction')
+
+
 def to_rgb_image(inputs: torch.Tensor, mean: Sequence[float], std: Sequence[float],
                  bgr: bool = False) -> np.ndarray:
     """Normalised B x 3 x H x W -> B x H x W x 3 float RGB in [0, 1]."""
@@ -282,7 +278,8 @@ def compose_famt_grid(images: np.ndarray, panels: Dict[str, torch.Tensor],
                       names: Optional[Sequence[str]] = None,
                       titles: Optional[Sequence[str]] = None,
                       legend: Optional[str] = None) -> np.ndarray:
-    """One row per image: image, the three maps, the split, the reconstruction.
+    """One row per image: image, one map per weight term, the weights, the split, the
+    reconstruction.
 
     Args:
         images: B x H x W x 3 float RGB in [0, 1] (see :func:`to_rgb_image`).
@@ -295,17 +292,18 @@ def compose_famt_grid(images: np.ndarray, panels: Dict[str, torch.Tensor],
         borders stay sharp); :func:`panel_box` locates each one.
     """
     famt = bool(panels.get('famt', True))
-    titles = titles or (PANEL_TITLES if famt else MAE_TITLES)
+    titles = titles or panel_titles(list(panels['terms']), famt)
     legend = legend or (LEGEND if famt else MAE_LEGEND)
     B, H, W = images.shape[:3]
-    cols = 6 if recon_images is not None else 5
+    maps = [m.float().cpu().numpy() for m in panels['terms'].values()]
+    maps.append(panels['weights'].float().cpu().numpy())
+    cols = len(maps) + 2 + (recon_images is not None)
     s = _tile_scale(H)
     th, tw = H * s, W * s
     height = _HEADER + B * th + (B - 1) * _GAP + _FOOTER
     width = _LABEL_W + cols * tw + (cols - 1) * _GAP
     width = max(width, 8 * len(legend) + 8)
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
-    maps = [panels[k].float().cpu().numpy() for k in ('attention', 'frequency', 'weights')]
     flags = panels['flags'].cpu().numpy()
     for i in range(B):
         row = [images[i]] + [_upsample(_colour_map(m[i]), H, W) for m in maps]

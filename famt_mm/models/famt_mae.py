@@ -28,6 +28,8 @@ from mmpretrain.models.selfsup import MAE, MAEViT
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from .weight_terms import TermContext
+
 
 def gather_tokens(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Pick tokens ``ids`` (B x K) from ``x`` (B x L x C) -> B x K x C."""
@@ -228,22 +230,42 @@ class FAMTMAE(MAE):
         return dict(loss=self.head.loss(pred, inputs, ids_masked))
 
     @torch.no_grad()
+    def famt_term_context(self, inputs: torch.Tensor) -> TermContext:
+        """What the weight terms are computed from, for whole images (eval mode)."""
+        was_training = self.training
+        self.eval()
+        ctx = vit_term_context(self.backbone, inputs, self.mask_generator)
+        self.train(was_training)
+        return ctx
+
+    @torch.no_grad()
     def compute_famt_weights(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """FAMT sampling weights of whole, un-augmented, normalised images.
 
         Returns weights B x h x w (float32, sanitised) and the fallback flags B
         (maps that were NaN / inf / all zero and became uniform).
         """
-        was_training = self.training
-        self.eval()
-        gen = self.mask_generator
-        attn_cls, attn_full, tokens = self.backbone.forward_famt_terms(
-            inputs, column_mean=gen.attention == 'cls+column')
-        weights, fallback = gen.weights_from_terms(attn_cls, attn_full, tokens, self.grid_hw)
-        self.train(was_training)
+        weights, fallback = self.mask_generator.weights_from_context(
+            self.famt_term_context(inputs))
         return weights.view(-1, *self.grid_hw), fallback
 
 
+def vit_term_context(backbone: MAEViT, inputs: torch.Tensor, generator) -> TermContext:
+    """The ``TermContext`` of a (FAMT or plain MAE) ViT encoder for whole images.
+
+    Computes the full last-block attention and keeps the images only when a term of
+    ``generator`` (a ``FAMTMaskGenerator``) needs them.
+    """
+    # forward_famt_terms only uses MAEViT's modules: it serves a plain MAEViT too.
+    attn_cls, attn_full, tokens = FAMTViT.forward_famt_terms(
+        backbone, inputs, column_mean=generator.needs('attn_full'))
+    return TermContext(attn_cls=attn_cls, tokens=tokens,
+                       grid_hw=tuple(int(g) for g in backbone.patch_resolution),
+                       patch_size=tuple(backbone.patch_embed.projection.kernel_size),
+                       images=inputs if generator.needs('images') else None,
+                       attn_full=attn_full)
+
+
 __all__ = ['FAMTViT', 'FAMTPretrainDecoder', 'FAMTPretrainHead', 'FAMTMAE', 'gather_tokens',
-           'gather_patches']
+           'gather_patches', 'vit_term_context']
 

@@ -1,8 +1,8 @@
 """FAMT sampling weights: attention term, frequency term, their combination and storage.
 
 Plain tensor functions (no mmengine / mmcv) so that the weight refresh, the mask generator, the
-visualisation tools and the tests all share one implementation. Specification:
-docs/famt_method.md, section 1.
+visualisation tools and the tests all share one implementation; the registry that selects them
+by name is ``weight_terms``. The method: docs/method.md sections 1 and 6.
 
 Shapes: B images, H heads, L = h * w patches in raster order, N = L + 1 tokens (token 0 = CLS),
 C channels. Every term is returned as float32 (float64 inputs stay float64).
@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 #: Valid ``mode`` values of :func:`combine_terms`.
-COMBINE_MODES = ('product', 'attention', 'frequency', 'sum')
+COMBINE_MODES = ('product', 'sum')
 
 #: Valid ``dtype`` values of :func:`quantize_weights` (bytes per patch: 2 and 1).
 QUANT_DTYPES = ('float16', 'uint8')
@@ -50,7 +50,7 @@ def _minmax_heads_then_mean(scores):
 
 
 def cls_attention_term(attn_cls):
-    """Attention term A: how much the CLS query attends to each patch (spec section 1).
+    """Attention term A: how much the CLS query attends to each patch (docs/method.md section 1.1).
 
     Args:
         attn_cls (Tensor): B x H x L softmax attention probabilities of the last block from the
@@ -88,7 +88,7 @@ def column_mean_attention_term(attn):
 
 
 def frequency_kernel_1d(length, cutoff=0.15, device=None, dtype=torch.float32):
-    """The spec's Gaussian kernel on the NON-shifted 1-D spectrum.
+    """The Gaussian kernel of docs/method.md section 1.2, on the NON-shifted 1-D spectrum.
 
     ``G(k) = 1 - exp(-(k - m0)^2 / (2 s^2))`` for ``k = 0..L-1``, ``m0 = (L - 1) / 2``,
     ``s = cutoff * L / 2``. Bin m0 is the highest frequency of an unshifted spectrum, so G
@@ -136,7 +136,9 @@ def _energy_ratio(x_low, x):
 
 
 def frequency_term(x, cutoff=0.15):
-    """Frequency term F (spec section 1): low-passed token energy along the raster sequence.
+    """Frequency term F: low-passed token energy along the raster sequence.
+
+    docs/method.md section 1.2.
 
     FFT along the token axis per channel (norm 'ortho'), multiply by
     :func:`frequency_kernel_1d`, inverse FFT (norm 'ortho'), then
@@ -194,15 +196,15 @@ def _row_mean(t):
     return t.reshape(t.shape[0], -1).mean(dim=1).reshape((-1, ) + (1, ) * (t.dim() - 1))
 
 
-def combine_terms(attn_term, freq_term, mode='product'):
-    """Combine the attention and frequency terms into sampling weights W.
+def combine_terms(terms, mode='product'):
+    """Combine weight terms into sampling weights W (docs/method.md section 1.4).
 
-    Modes: 'product' ``A * F`` (the default of the spec); 'attention' ``A``; 'frequency' ``F``;
-    'sum' ``A / mean(A) + F / mean(F)`` with per-image means, so neither term dominates by scale.
+    Modes: 'product' ``T1 * T2 * ...`` (the default: ``A * F``); 'sum'
+    ``T1 / mean(T1) + T2 / mean(T2) + ...`` with per-image means, so no term dominates by
+    scale. One term is returned as it is (as float).
 
     Args:
-        attn_term (Tensor | None): B x L (or B x h x w). May be None for mode 'frequency'.
-        freq_term (Tensor | None): same shape. May be None for mode 'attention'.
+        terms (Sequence[Tensor]): one or more B x L (or B x h x w) tensors of one shape.
         mode (str): one of :data:`COMBINE_MODES`.
 
     Returns:
@@ -210,21 +212,27 @@ def combine_terms(attn_term, freq_term, mode='product'):
     """
     if mode not in COMBINE_MODES:
         raise ValueError(f'unknown combine mode {mode!r}; valid modes: {COMBINE_MODES}')
-    if mode == 'attention':
-        return _float(attn_term)
-    if mode == 'frequency':
-        return _float(freq_term)
-    a, f = _float(attn_term), _float(freq_term)
-    if a.shape != f.shape:
-        raise ValueError(f'attention term {tuple(a.shape)} and frequency term '
-                         f'{tuple(f.shape)} differ in shape')
+    terms = [_float(t) for t in terms]
+    if not terms:
+        raise ValueError('combine_terms needs at least one term')
+    shapes = {tuple(t.shape) for t in terms}
+    if len(shapes) != 1:
+        raise ValueError(f'the terms differ in shape: {sorted(shapes)}')
+    if len(terms) == 1:
+        return terms[0]
     if mode == 'product':
-        return a * f
-    return a / _row_mean(a).clamp_min(_TINY) + f / _row_mean(f).clamp_min(_TINY)
+        out = terms[0]
+        for t in terms[1:]:
+            out = out * t
+        return out
+    out = terms[0] / _row_mean(terms[0]).clamp_min(_TINY)
+    for t in terms[1:]:
+        out = out + t / _row_mean(t).clamp_min(_TINY)
+    return out
 
 
 def sanitize_weights(w, eps=1e-6):
-    """Guard rails of spec section 1: every row finite, positive, log-safe.
+    """Guard rails of docs/method.md section 1.5: every row finite, positive, log-safe.
 
     A row (one image's map) with any NaN / inf, or with sum <= 0 (e.g. all zeros), becomes
     uniform ones and is reported in ``fallback`` (callers count and log it, never silently).

@@ -1,5 +1,6 @@
 """``FAMTMaskGenerator``: weights -> masked / thrown / visible patch ids, every step."""
-from typing import Optional, Sequence, Tuple
+import inspect
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule
@@ -7,18 +8,16 @@ from mmpretrain.registry import MODELS
 
 from ..bank import WeightBank
 from .famt_sampling import map_weights_to_crop, plackett_luce_split, split_counts
-from .famt_weights import (COMBINE_MODES, QUANT_DTYPES, cls_attention_term, column_mean_attention_term,
-                           combine_terms, dequantize_weights, frequency_term, frequency_term_2d,
+from .famt_weights import (COMBINE_MODES, QUANT_DTYPES, combine_terms, dequantize_weights,
                            sanitize_weights)
+from .weight_terms import TermContext, get_weight_term
 
-ATTENTION_MODES = ('cls', 'cls+column')
-FREQUENCY_MODES = ('1d', '2d')
 _FLIP_CODES = {'horizontal': 0, 'vertical': 1, 'diagonal': 2}
 
 
 @MODELS.register_module()
 class FAMTMaskGenerator(BaseModule):
-    """Chooses which patches are masked, thrown and visible (spec sections 1, 2, 4).
+    """Chooses which patches are masked, thrown and visible (docs/method.md sections 1, 2, 5).
 
     Two phases, switched by ``FAMTWeightHook`` through :attr:`famt_active`:
 
@@ -37,17 +36,20 @@ class FAMTMaskGenerator(BaseModule):
         mask_ratio (float): share of patches masked (reconstructed). 0.45.
         throw_ratio (float): share of patches thrown away. 0.40.
         random_mask_ratio (float): MAE masking ratio of the random phase. 0.75.
-        combine (str): 'product' (A * F), 'attention', 'frequency' or 'sum'.
-        attention (str): 'cls' (CLS row) or 'cls+column' (adds the column mean).
-        frequency (str): '1d' (FFT along the token axis) or '2d' (over the grid).
-        cutoff (float): the Gaussian low-pass cutoff. 0.15.
+        terms (Sequence[str]): the weight terms, by their registered names
+            (famt_mm/models/weight_terms.py): 'attention', 'attention_column',
+            'frequency', 'frequency_2d', 'gradient', ... ('attention', 'frequency').
+        combine (str): 'product' (default: A * F) or 'sum' (each term over its mean).
+        term_args (dict, optional): keyword arguments per term, e.g.
+            ``dict(frequency=dict(cutoff=0.15))``.
         bank_dtype (str): 'float16' (2 bytes per patch) or 'uint8' (1 byte).
         eps (float): weight floor, relative to each map's maximum.
     """
 
     def __init__(self, mask_ratio: float = 0.45, throw_ratio: float = 0.40,
-                 random_mask_ratio: float = 0.75, combine: str = 'product',
-                 attention: str = 'cls', frequency: str = '1d', cutoff: float = 0.15,
+                 random_mask_ratio: float = 0.75,
+                 terms: Sequence[str] = ('attention', 'frequency'), combine: str = 'product',
+                 term_args: Optional[Dict[str, dict]] = None,
                  bank_dtype: str = 'float16', eps: float = 1e-6, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         for name, value in (('mask_ratio', mask_ratio), ('throw_ratio', throw_ratio),
@@ -60,14 +62,23 @@ class FAMTMaskGenerator(BaseModule):
         if combine not in COMBINE_MODES:
             raise ValueError(f'FAMTMaskGenerator: unknown combine mode {combine!r}; '
                              f'choose one of {COMBINE_MODES}')
-        if attention not in ATTENTION_MODES:
-            raise ValueError(f'FAMTMaskGenerator: unknown attention mode {attention!r}; '
-                             f'choose one of {ATTENTION_MODES}')
-        if frequency not in FREQUENCY_MODES:
-            raise ValueError(f'FAMTMaskGenerator: unknown frequency mode {frequency!r}; '
-                             f'choose one of {FREQUENCY_MODES}')
-        if not 0 < cutoff:
-            raise ValueError(f'FAMTMaskGenerator: cutoff={cutoff} must be > 0')
+        terms = (terms, ) if isinstance(terms, str) else tuple(terms)
+        if not terms or len(set(terms)) != len(terms):
+            raise ValueError(f'FAMTMaskGenerator: terms={terms} must name one or more '
+                             'different weight terms')
+        try:
+            self._terms = [get_weight_term(name) for name in terms]
+        except ValueError as e:
+            raise ValueError(f'FAMTMaskGenerator: {e}') from e
+        term_args = {k: dict(v) for k, v in (term_args or {}).items()}
+        for name, args in term_args.items():  # args of unselected terms are kept, unused
+            try:  # a misspelt term or argument stops here, not at the first refresh
+                inspect.signature(get_weight_term(name).fn).bind(None, **args)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f'FAMTMaskGenerator: term_args[{name!r}]={args}: {e}') from e
+            if 'cutoff' in args and not args['cutoff'] > 0:
+                raise ValueError(f'FAMTMaskGenerator: {name} cutoff={args["cutoff"]} must '
+                                 'be > 0')
         if not 0 < eps < 1:
             raise ValueError(f'FAMTMaskGenerator: eps={eps} must lie in (0, 1): it is the '
                              'weight floor relative to each map maximum (log(0) otherwise)')
@@ -76,10 +87,9 @@ class FAMTMaskGenerator(BaseModule):
         self.mask_ratio = mask_ratio
         self.throw_ratio = throw_ratio
         self.random_mask_ratio = random_mask_ratio
+        self.terms = terms
         self.combine = combine
-        self.attention = attention
-        self.frequency = frequency
-        self.cutoff = cutoff
+        self.term_args = term_args
         self.bank_dtype = bank_dtype
         self.eps = eps
         self.famt_active = False
@@ -91,24 +101,24 @@ class FAMTMaskGenerator(BaseModule):
                 split_counts(num_patches, self.mask_ratio, self.throw_ratio))
 
     # -- weights (refresh pass) ------------------------------------------------
-    def weights_from_terms(self, attn_cls: torch.Tensor, attn_full: Optional[torch.Tensor],
-                           tokens: torch.Tensor, grid_hw: Sequence[int]
-                           ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Combine the attention and frequency terms into sanitised weights.
+    def needs(self, what: str) -> bool:
+        """Whether a selected term reads the optional context field ``what``
+        ('attn_full' or 'images', see ``TermContext``)."""
+        return any(what in term.needs for term in self._terms)
 
-        Args:
-            attn_cls: B x H x L; attn_full: B x H x N x N or None; tokens: B x L x C.
-        Returns:
-            weights B x L (float32, > 0) and fallback flags B (bool).
-        """
-        attn = cls_attention_term(attn_cls)
-        if self.attention == 'cls+column':
-            attn = 0.5 * (attn + column_mean_attention_term(attn_full))
-        if self.frequency == '1d':
-            freq = frequency_term(tokens, self.cutoff)
-        else:
-            freq = frequency_term_2d(tokens, tuple(grid_hw), self.cutoff)
-        return sanitize_weights(combine_terms(attn, freq, self.combine), self.eps)
+    def compute_terms(self, ctx: TermContext) -> Dict[str, torch.Tensor]:
+        """Every selected term of the batch, by name: B x L float32 each."""
+        return {term.name: term.fn(ctx, **self.term_args.get(term.name, {})).float()
+                for term in self._terms}
+
+    def weights_from_terms(self, terms: Dict[str, torch.Tensor]
+                           ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Combined and sanitised weights B x L (float32, > 0) and fallback flags B (bool)."""
+        return sanitize_weights(combine_terms(list(terms.values()), self.combine), self.eps)
+
+    def weights_from_context(self, ctx: TermContext) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`compute_terms` then :meth:`weights_from_terms`."""
+        return self.weights_from_terms(self.compute_terms(ctx))
 
     # -- bank ----------------------------------------------------------------
     def set_bank(self, bank: Optional[WeightBank]) -> None:
@@ -171,6 +181,6 @@ class FAMTMaskGenerator(BaseModule):
 
     def extra_repr(self) -> str:
         return (f'mask_ratio={self.mask_ratio}, throw_ratio={self.throw_ratio}, '
-                f'random_mask_ratio={self.random_mask_ratio}, combine={self.combine!r}, '
-                f'attention={self.attention!r}, frequency={self.frequency!r}, '
-                f'cutoff={self.cutoff}, bank_dtype={self.bank_dtype!r}')
+                f'random_mask_ratio={self.random_mask_ratio}, terms={self.terms}, '
+                f'combine={self.combine!r}, term_args={self.term_args}, '
+                f'bank_dtype={self.bank_dtype!r}')

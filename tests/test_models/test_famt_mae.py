@@ -151,8 +151,8 @@ def test_refresh_terms_match_an_explicit_computation():
     torch.testing.assert_close(attn_cls, probs[:, :, 0, 1:], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(tokens, h[:, 1:], rtol=1e-4, atol=1e-5)
     weights, fallback = model.compute_famt_weights(x)
-    expected = famt_weights.combine_terms(famt_weights.cls_attention_term(probs[:, :, 0, 1:]),
-                                          famt_weights.frequency_term(h[:, 1:], 0.15))
+    expected = famt_weights.combine_terms([famt_weights.cls_attention_term(probs[:, :, 0, 1:]),
+                                           famt_weights.frequency_term(h[:, 1:], 0.15)])
     assert weights.shape == (2, 4, 4) and not fallback.any()
     torch.testing.assert_close(weights.view(2, 16) / weights.view(2, 16).sum(1, keepdim=True),
                                expected / expected.sum(1, keepdim=True), rtol=1e-3, atol=1e-5)
@@ -162,7 +162,10 @@ def test_refresh_terms_match_an_explicit_computation():
     (dict(mask_ratio=1.2), 'mask_ratio'),
     (dict(mask_ratio=0.6, throw_ratio=0.4), 'no visible patch'),
     (dict(combine='max'), 'combine mode'),
-    (dict(frequency='3d'), 'frequency mode'),
+    (dict(terms=('attention', 'frequency_3d')), "unknown weight term 'frequency_3d'"),
+    (dict(terms=()), 'one or more'),
+    (dict(term_args=dict(frequency=dict(cutof=0.2))), r"term_args\['frequency'\]"),
+    (dict(term_args=dict(frequency=dict(cutoff=0.0))), 'cutoff=0.0 must be > 0'),
     (dict(eps=0.0), 'eps'),
 ])
 def test_mask_generator_rejects_bad_settings(kwargs, match):

@@ -174,19 +174,21 @@ def test_frequency_term_2d_kills_checkerboard():
 def test_combine_modes():
     a = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.5, 2.0]])
     f = torch.tensor([[2.0, 2.0, 2.0], [1.0, 3.0, 2.0]])
-    assert COMBINE_MODES == ('product', 'attention', 'frequency', 'sum')
-    torch.testing.assert_close(combine_terms(a, f), a * f)
-    torch.testing.assert_close(combine_terms(a, f, 'product'), a * f)
-    torch.testing.assert_close(combine_terms(a, f, 'attention'), a)
-    torch.testing.assert_close(combine_terms(a, f, 'frequency'), f)
-    torch.testing.assert_close(combine_terms(a, None, 'attention'), a)
+    g = torch.tensor([[1.0, 4.0, 1.0], [2.0, 2.0, 2.0]])
+    assert COMBINE_MODES == ('product', 'sum')
+    assert torch.equal(combine_terms([a, f]), a * f)
+    assert torch.equal(combine_terms([a, f, g], 'product'), a * f * g)
+    assert torch.equal(combine_terms([a]), a) and torch.equal(combine_terms([f], 'sum'), f)
     expected = torch.tensor([[0.5 + 1.0, 1.0 + 1.0, 1.5 + 1.0], [0.5 + 0.5, 0.5 + 1.5, 2.0 + 1.0]])
-    torch.testing.assert_close(combine_terms(a, f, 'sum'), expected)
+    torch.testing.assert_close(combine_terms([a, f], 'sum'), expected)
+    torch.testing.assert_close(combine_terms([a, f, g], 'sum'), expected + g / 2)
 
 
-def test_combine_unknown_mode():
-    with pytest.raises(ValueError, match="'max'.*product.*attention.*frequency.*sum"):
-        combine_terms(torch.ones(1, 3), torch.ones(1, 3), 'max')
+def test_combine_unknown_mode_and_mismatched_terms():
+    with pytest.raises(ValueError, match="'max'.*product.*sum"):
+        combine_terms([torch.ones(1, 3), torch.ones(1, 3)], 'max')
+    with pytest.raises(ValueError, match='differ in shape'):
+        combine_terms([torch.ones(1, 3), torch.ones(1, 4)])
 
 
 def test_sanitize_weights_fallback_rows():

@@ -1,4 +1,4 @@
-"""Draw what FAMT masks: image, attention term, frequency term, combined weights,
+"""Draw what FAMT masks: image, each configured weight term, combined weights,
 masked / thrown / visible patches and the reconstruction, one row per image.
 
     python tools/visualization/vis_famt_masks.py CONFIG [CHECKPOINT] \

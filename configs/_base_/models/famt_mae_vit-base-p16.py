@@ -11,8 +11,7 @@ model = dict(
         mask_ratio=0.45,
         throw_ratio=0.40,
         random_mask_ratio=0.75,
+        terms=('attention', 'frequency'),  # names in famt_mm/models/weight_terms.py
         combine='product',
-        attention='cls',
-        frequency='1d',
-        cutoff=0.15,
+        term_args=dict(frequency=dict(cutoff=0.15)),
         bank_dtype='float16'))

@@ -6,4 +6,5 @@ model = dict(
     neck=dict(type='FAMTPretrainDecoder'),
     head=dict(type='FAMTPretrainHead'),
     mask_generator=dict(type='FAMTMaskGenerator', mask_ratio=0.45, throw_ratio=0.40,
-                        random_mask_ratio=0.75, combine='product', cutoff=0.15))
+                        random_mask_ratio=0.75, terms=('attention', 'frequency'),
+                        combine='product', term_args=dict(frequency=dict(cutoff=0.15))))

@@ -18,7 +18,7 @@ class FAMTVisualizationHook(Hook):
     Runs in ``before_train_epoch`` after ``FAMTWeightHook`` (priority 'LOW' <
     'NORMAL'): when the weight hook's bank was computed for this epoch
     (``bank_epoch == runner.epoch``), it draws, for the images ``indices``, the
-    image, the attention and frequency terms, the combined weights, the masked /
+    image, each weight term the mask generator selects, the combined weights, the masked /
     thrown / visible split (a fixed-seed draw) and the reconstruction, with the
     current model, and sends the grid to ``runner.visualizer.add_image(name,
     grid, step=epoch)``: ``LocalVisBackend`` writes
