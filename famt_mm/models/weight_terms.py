@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, FrozenSet, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 
 from .famt_weights import (cls_attention_term, column_mean_attention_term, frequency_term,
                            frequency_term_2d)
@@ -103,3 +104,20 @@ def frequency(ctx: TermContext, cutoff: float = 0.15) -> torch.Tensor:
 def frequency_2d(ctx: TermContext, cutoff: float = 0.15) -> torch.Tensor:
     """The 2-D ablation of F: FFT over the h x w patch grid, radial low-pass."""
     return frequency_term_2d(ctx.tokens, ctx.grid_hw, cutoff)
+
+
+@register_weight_term('gradient', needs=('images', ))
+def gradient(ctx: TermContext) -> torch.Tensor:
+    """Pixel-space term: the mean image-gradient magnitude inside each patch (method 1.3).
+
+    Central differences of the normalised image (border replicated), the gradient's length
+    per channel summed over the channels, averaged over each patch's pixels: edges and
+    texture score high, flat patches near 0. Needs no encoder.
+    """
+    x = ctx.images.float()  # B x 3 x H x W
+    gx = F.pad(x, (1, 1, 0, 0), mode='replicate')
+    gy = F.pad(x, (0, 0, 1, 1), mode='replicate')
+    gx = (gx[..., 2:] - gx[..., :-2]) / 2
+    gy = (gy[..., 2:, :] - gy[..., :-2, :]) / 2
+    energy = (gx.square() + gy.square()).sqrt().sum(1, keepdim=True)  # B x 1 x H x W
+    return F.avg_pool2d(energy, tuple(ctx.patch_size)).flatten(1)

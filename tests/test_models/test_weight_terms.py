@@ -1,6 +1,8 @@
 """Pluggable weight terms: the default FAMT config gives today's A * F weights bit for bit; a
 term registered by one function is selectable from a config, combines with the others and is
 drawn by the pictures."""
+import os.path as osp
+
 import pytest
 import torch
 
@@ -8,7 +10,7 @@ from famt_mm.models import weight_terms
 from famt_mm.models.famt_weights import cls_attention_term, frequency_term, sanitize_weights
 from famt_mm.models.weight_terms import WEIGHT_TERMS, register_weight_term
 from famt_mm.visualization import compose_famt_grid, famt_panels, panel_box
-from tests.conftest import FAMT_DEMO
+from tests.conftest import FAMT_DEMO, REPO
 from tests.test_visualization import SIZE, build_tiny
 
 
@@ -72,3 +74,27 @@ def test_registry_refuses_duplicates_and_unknown_needs():
         register_weight_term('x', needs=('labels', ))
     assert {'attention', 'attention_column', 'frequency', 'frequency_2d'} <= set(WEIGHT_TERMS)
     assert weight_terms.get_weight_term('attention_column').needs == {'attn_full'}
+
+
+def test_gradient_term_is_the_patch_mean_gradient_magnitude_and_its_config_uses_it(tmp_path):
+    from famt_mm.models.weight_terms import TermContext, get_weight_term
+    img = torch.zeros(1, 3, 16, 16)
+    img[:, :, :, 4:] = 1.0  # a vertical edge inside the left patch column (8 px patches)
+    ctx = TermContext(attn_cls=None, tokens=torch.zeros(1, 4, 1), grid_hw=(2, 2),
+                      patch_size=(8, 8), images=img)
+    term = get_weight_term('gradient')
+    assert term.needs == {'images'}
+    # central differences: pixel columns 3 and 4 see a step of 1 / 2 in each of 3 channels
+    left = 3 * 0.5 * 2 * 8 / 64
+    torch.testing.assert_close(term.fn(ctx), torch.tensor([[left, 0.0, left, 0.0]]))
+    # the demo config with the term: the refresh computes it from the images
+    model = build_tiny(osp.join(REPO, 'configs', 'famt_mae_vit-t_demo_gradient.py'), tmp_path)
+    assert model.mask_generator.terms == ('attention', 'frequency', 'gradient')
+    x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
+    ctx = model.famt_term_context(x)
+    assert ctx.images is x and ctx.attn_full is None
+    terms = model.mask_generator.compute_terms(ctx)
+    weights, _ = model.compute_famt_weights(x)
+    expected, _ = sanitize_weights(terms['attention'] * terms['frequency'] * terms['gradient'],
+                                   1e-6)
+    assert torch.equal(weights.flatten(1), expected)
