@@ -57,11 +57,7 @@ COVERAGE = {
     'bash tools/slurm_train.sh': 'static: needs srun; arguments parsed as train.py gets them',
     'bash tools/slurm_test.sh': 'static: needs srun; arguments parsed as test.py gets them',
     # docs/transfer.md (tiny versions of each flow in tests/test_transfer/)
-    'python tools/model_converters/famt_to_mmdet.py': _MMDET_TEST,
-    'python tools/model_converters/famt_to_mmseg.py':
-        'tests/test_transfer/test_converters.py::'
-        'test_converter_cli_refuses_an_already_converted_file',
-    'python tools/model_converters/famt_to_mmpretrain.py':
+    'python tools/model_converters/famt2target.py':
         'tests/test_transfer/test_converters.py::'
         'test_converted_keys_are_exactly_the_target_backbone_keys',
     f'python tools/train.py {_MMDET_CFG}': _MMDET_TEST,

@@ -2,7 +2,7 @@
 # simple feature pyramid, LSJ 1024, 100 epochs (ViTDet recipe; MAE ViT-B
 # reference: 51.6 box AP / 45.7 mask AP). See docs/transfer.md.
 #
-#   python tools/model_converters/famt_to_mmdet.py EPOCH_400.pth \
+#   python tools/model_converters/famt2target.py EPOCH_400.pth --target mmdet \
 #       checkpoints/famt_vit-b-p16_mmdet.pth
 #   bash tools/dist_train.sh configs/mmdet/mask-rcnn_vit-b-p16-famt_simple-fpn_lsj-100e_coco.py 8 \
 #       --cfg-options model.backbone.init_cfg.checkpoint=checkpoints/famt_vit-b-p16_mmdet.pth
@@ -13,7 +13,7 @@ _base_ = [
     'mmdet::_base_/default_runtime.py',
 ]
 
-# The converted backbone (tools/model_converters/famt_to_mmdet.py output).
+# The converted backbone (tools/model_converters/famt2target.py --target mmdet output).
 pretrained = 'checkpoints/famt_vit-b-p16_mmdet.pth'
 model = dict(backbone=dict(init_cfg=dict(checkpoint=pretrained)))
 

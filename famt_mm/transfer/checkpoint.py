@@ -217,7 +217,7 @@ def match_state_dict(module: torch.nn.Module, state: Dict[str, torch.Tensor],
         if kind:
             lines.append(f'  The file looks {kind}.')
         lines.append('  Check the file (converted for this target with '
-                     'tools/model_converters/famt_to_<target>.py?), `prefix=` and the '
+                     'tools/model_converters/famt2target.py --target?), `prefix=` and the '
                      'backbone arch / img_size.')
         raise ValueError('\n'.join(lines))
     return state

@@ -21,13 +21,49 @@ Accepted inputs: an mmengine checkpoint of a FAMT / MAE pre-training (keys
 import math
 import re
 from collections import OrderedDict
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
 from .checkpoint import extract_state_dict, load_checkpoint_file, resize_pos_embed
 
-TARGETS = ('mmpretrain', 'mmdet', 'mmseg')
+#: Conversion targets by name: a function that turns the mmpretrain-named encoder (an
+#: OrderedDict it may change) into the target backbone's keys. See :func:`register_target`.
+_TARGET_FNS: Dict[str, Callable[[Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]] = {}
+
+
+def register_target(name: str):
+    """Decorator: register ``fn(state) -> state`` as the conversion target ``name``."""
+    def register(fn):
+        if name in _TARGET_FNS:
+            raise KeyError(f'conversion target {name!r} is already registered')
+        _TARGET_FNS[name] = fn
+        return fn
+    return register
+
+
+def conversion_targets() -> Tuple[str, ...]:
+    """The registered targets (the converter's ``--target`` choices)."""
+    return tuple(_TARGET_FNS)
+
+
+@register_target('mmpretrain')
+def _to_mmpretrain(state):
+    return state  # the encoder as pre-trained
+
+
+@register_target('mmseg')
+def _to_mmseg(state):
+    del state['ln1.weight'], state['ln1.bias']  # dense heads take un-normed block outputs
+    return state
+
+
+@register_target('mmdet')
+def _to_mmdet(state):
+    state = _to_mmseg(state)
+    del state['cls_token']
+    state['pos_embed'] = state['pos_embed'][:, 1:].contiguous()
+    return state
 
 # The keys of one pre-norm ViT block in mmpretrain's naming.
 BLOCK_KEYS = ('ln1.weight', 'ln1.bias', 'attn.qkv.weight', 'attn.qkv.bias',
@@ -54,16 +90,17 @@ def describe_converted(state: Dict[str, torch.Tensor]) -> Optional[str]:
     keys = set(state)
     if any(k.startswith('backbone.') for k in keys):
         return ('like a full pre-training checkpoint (keys backbone.*): use '
-                "prefix='backbone.' or convert it with tools/model_converters/")
+                "prefix='backbone.' or convert it with tools/model_converters/famt2target.py")
     if 'blocks.0.norm1.weight' in keys:
-        return 'like an official MAE / timm checkpoint: convert it with tools/model_converters/'
+        return ('like an official MAE / timm checkpoint: convert it with '
+                'tools/model_converters/famt2target.py')
     if 'layers.0.attn.qkv.weight' not in keys or 'pos_embed' not in keys:
         return None
     if 'cls_token' not in keys:
-        return 'converted for mmdet (famt_to_mmdet.py: no cls_token, no final norm)'
+        return 'converted for mmdet (--target mmdet: no cls_token, no final norm)'
     if 'ln1.weight' in keys:
-        return 'converted for mmpretrain (famt_to_mmpretrain.py: cls_token and final norm ln1)'
-    return 'converted for mmseg (famt_to_mmseg.py: cls_token, no final norm)'
+        return 'converted for mmpretrain (--target mmpretrain: cls_token and final norm ln1)'
+    return 'converted for mmseg (--target mmseg: cls_token, no final norm)'
 
 
 def _from_timm(state):
@@ -141,8 +178,8 @@ def convert_backbone(backbone: Dict[str, torch.Tensor], target: str,
     ``img_size``: resize ``pos_embed`` to that input size's patch grid now
     (otherwise ``StrictPretrained`` resizes it when loading).
     """
-    if target not in TARGETS:
-        raise ValueError(f'unknown target {target!r}; choose one of {TARGETS}')
+    if target not in _TARGET_FNS:
+        raise ValueError(f'unknown target {target!r}; choose one of {conversion_targets()}')
     info = check_plain_vit(backbone)
     out = OrderedDict((k, v.detach().clone().contiguous()) for k, v in backbone.items())
     if img_size is not None:
@@ -152,12 +189,7 @@ def convert_backbone(backbone: Dict[str, torch.Tensor], target: str,
         side = img_size // info['patch_size']
         out['pos_embed'] = resize_pos_embed(out['pos_embed'], (info['grid'],) * 2,
                                             (side, side), 1, 1)
-    if target in ('mmdet', 'mmseg'):
-        del out['ln1.weight'], out['ln1.bias']  # dense heads take un-normed block outputs
-    if target == 'mmdet':
-        del out['cls_token']
-        out['pos_embed'] = out['pos_embed'][:, 1:].contiguous()
-    return out
+    return _TARGET_FNS[target](out)
 
 
 def convert_checkpoint(src: str, dst: str, target: str, img_size: Optional[int] = None,

@@ -91,7 +91,8 @@ def test_official_mae_release_keys_are_accepted(famt_checkpoint, tmp_path):
 def test_converter_cli_refuses_an_already_converted_file(famt_checkpoint, tmp_path):
     det = str(tmp_path / 'det.pth')
     convert([famt_checkpoint, det, '--target', 'mmdet'])
-    proc = run_tool(['tools/model_converters/famt_to_mmseg.py', det, str(tmp_path / 'x.pth')],
+    proc = run_tool(['tools/model_converters/famt2target.py', det, str(tmp_path / 'x.pth'),
+                     '--target', 'mmseg'],
                     check=False)
     assert proc.returncode != 0
     assert 'already converted for mmdet' in proc.stderr

@@ -1,4 +1,4 @@
-"""COCO transfer: FAMT checkpoint -> famt_to_mmdet.py -> ViTDet Mask R-CNN through
+"""COCO transfer: FAMT checkpoint -> famt2target.py --target mmdet -> ViTDet Mask R-CNN through
 tools/train.py and tools/test.py (real mmdet, tiny sizes)."""
 import math
 import os.path as osp
@@ -14,7 +14,8 @@ from tools.train import main as run_train_tool
 
 def test_mask_rcnn_trains_and_tests_from_famt_backbone(famt_checkpoint, coco_root, tmp_path):
     converted = str(tmp_path / 'famt_mmdet.pth')
-    run_tool(['tools/model_converters/famt_to_mmdet.py', famt_checkpoint, converted])
+    run_tool(['tools/model_converters/famt2target.py', famt_checkpoint, converted,
+              '--target', 'mmdet'])
     cfg = write_mmdet_tiny_config(tmp_path / 'mask_rcnn_tiny.py', converted, coco_root)
     work = str(tmp_path / 'work')
 

@@ -1,4 +1,4 @@
-"""ADE20K transfer: FAMT checkpoint -> famt_to_mmseg.py -> UperNet (mmseg's MAE
+"""ADE20K transfer: FAMT checkpoint -> famt2target.py --target mmseg -> UperNet (mmseg's MAE
 backbone) through tools/train.py and tools/test.py, and wrong files refused."""
 import math
 import re

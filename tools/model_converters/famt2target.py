@@ -1,14 +1,15 @@
-"""Convert a FAMT (or MAE) pre-training checkpoint into backbone weights for
-mmpretrain, mmdet or mmseg: exactly the keys the target backbone expects, in a
+"""Convert a FAMT (or MAE) pre-training checkpoint into backbone weights for a
+downstream library: exactly the keys the target backbone expects, in a
 tensor-only file (``torch.load(..., weights_only=True)`` reads it).
 
     python tools/model_converters/famt2target.py SRC DST --target mmdet \
         [--img-size 1024] [--arch base] [--patch-size 16]
 
-SRC: a FAMT / MAE pre-training checkpoint of this project (``epoch_N.pth``) or
-an official MAE release (mae_pretrain_vit_base.pth). Converted files, files
-without a ViT encoder and non-checkpoints are refused with the reason.
-The per-target wrappers famt_to_{mmpretrain,mmdet,mmseg}.py fix ``--target``.
+``--target``: any target registered in famt_mm/transfer/convert.py
+(mmpretrain, mmdet, mmseg). SRC: a FAMT / MAE pre-training checkpoint of this
+project (``epoch_N.pth``) or an official MAE release (mae_pretrain_vit_base.pth).
+Converted files, files without a ViT encoder and non-checkpoints are refused
+with the reason.
 """
 import argparse
 import os
@@ -18,12 +19,13 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
-def add_arguments(parser, with_target=True):
-    """The converter's options (famt_to_<target>.py fix the target)."""
+def add_arguments(parser):
+    """The converter's options; the targets come from famt_mm.transfer.convert."""
+    from famt_mm.transfer.convert import conversion_targets
     parser.add_argument('src', help='FAMT / MAE pre-training checkpoint')
     parser.add_argument('dst', help='output file (backbone weights only)')
-    if with_target:
-        parser.add_argument('--target', required=True, choices=['mmpretrain', 'mmdet', 'mmseg'])
+    parser.add_argument('--target', required=True, choices=conversion_targets(),
+                        help='the library whose backbone loads the file')
     parser.add_argument('--img-size', type=int, default=None,
                         help='resize pos_embed to this input size now (default: keep the '
                         "pre-training grid; StrictPretrained resizes it when loading)")
@@ -35,12 +37,9 @@ def add_arguments(parser, with_target=True):
     return parser
 
 
-def parse_args(argv=None, target=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    args = add_arguments(parser, with_target=target is None).parse_args(argv)
-    if target is not None:
-        args.target = target
-    return args
+    return add_arguments(parser).parse_args(argv)
 
 
 def expected_arch(arch, patch_size):
@@ -75,8 +74,8 @@ def run(args):
     return info
 
 
-def main(argv=None, target=None):
-    return run(parse_args(argv, target))
+def main(argv=None):
+    return run(parse_args(argv))
 
 
 if __name__ == '__main__':

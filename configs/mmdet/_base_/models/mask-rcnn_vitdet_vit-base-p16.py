@@ -21,7 +21,7 @@ model = dict(
         window_block_indexes=[0, 1, 3, 4, 6, 7, 9, 10],  # global attention in 2, 5, 8, 11
         use_rel_pos=True,
         drop_path_rate=0.1,
-        # a famt_to_mmdet.py file: every pre-trained key must load; only the
+        # a famt2target.py --target mmdet file: every pre-trained key must load; only the
         # relative position tables (not in MAE pre-training) start at zero
         init_cfg=dict(type='StrictPretrained', checkpoint='',
                       allowed_missing=['layers.*.attn.rel_pos_h', 'layers.*.attn.rel_pos_w'])),

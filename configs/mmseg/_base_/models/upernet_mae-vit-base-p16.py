@@ -18,7 +18,7 @@ model = dict(
         init_values=1.0,
         drop_path_rate=0.1,
         out_indices=[3, 5, 7, 11],
-        # a famt_to_mmseg.py file: every pre-trained key must load (pos_embed is
+        # a famt2target.py --target mmseg file: every pre-trained key must load (pos_embed is
         # resized to the crop's grid); layer scales and relative position tables
         # are not in MAE pre-training and keep their init (1.0 and zeros)
         init_cfg=dict(type='StrictPretrained', checkpoint='',
