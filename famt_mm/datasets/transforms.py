@@ -5,7 +5,7 @@ from mmpretrain.datasets.transforms import RandomResizedCrop
 from mmpretrain.registry import TRANSFORMS
 
 #: Name parts of transforms that change an image at random or move it: the weight
-#: refresh must see the whole, un-augmented image (spec section 1).
+#: refresh must see the whole, un-augmented image (docs/method.md section 3).
 AUGMENTING = ('Random', 'ColorJitter', 'RandAugment', 'AutoAugment', 'GaussianBlur',
               'Solarize', 'Posterize', 'Mixup', 'CutMix', 'Lighting')
 GEOMETRIC = ('Crop', 'Flip')

@@ -1,7 +1,7 @@
 """FAMT sampling: from stored weight maps to masked / thrown / visible patch sets.
 
 Plain tensor functions (no mmengine / mmcv), shared by training, the weight refresh and the
-visualisation tools. Specification: docs/famt_method.md, section 2.
+visualisation tools. The method: docs/method.md section 2.
 
 Shapes: B images, L = h * w patches in raster order; a full-image weight map is h0 x w0.
 """
@@ -15,7 +15,7 @@ def split_counts(num_patches, mask_ratio, throw_ratio):
     """Per-sample sizes of the masked, thrown and visible sets (identical for every sample).
 
     ``n_mask = int(L * mask_ratio)``, ``n_mask_throw = int(L * (mask_ratio + throw_ratio))``
-    as in the spec; ``n_throw = n_mask_throw - n_mask``, ``n_visible = L - n_mask_throw``.
+    (docs/method.md section 2.3); ``n_throw = n_mask_throw - n_mask``, ``n_visible = L - n_mask_throw``.
 
     Args:
         num_patches (int): L.
@@ -124,7 +124,7 @@ def map_weights_to_crop(maps, boxes, out_hw, flip=None, flip_direction=None):
 
 
 def plackett_luce_split(weights, n_mask, n_throw, generator=None):
-    """Draw masked / thrown / visible patch ids by Plackett-Luce sampling (spec section 2).
+    """Draw masked / thrown / visible patch ids by Plackett-Luce sampling (docs/method.md section 2.2).
 
     A full permutation without replacement, probability proportional to ``weights``, by the
     Gumbel-top-k trick: ``order = argsort(log w + Gumbel, descending)`` is equal in
