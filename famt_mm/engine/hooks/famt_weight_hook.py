@@ -188,6 +188,8 @@ class FAMTWeightHook(Hook):
                 and (epoch - self.start_epoch) % self.interval == 0)
 
     def _img_hw(self, model):
+        if getattr(model, 'input_hw', None) is not None:  # grid_hw may be of mask units
+            return tuple(model.input_hw)
         ps = model.backbone.patch_embed.projection.kernel_size
         return model.grid_hw[0] * ps[0], model.grid_hw[1] * ps[1]
 
