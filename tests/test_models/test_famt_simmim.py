@@ -158,3 +158,60 @@ def test_unit_weights_are_the_mae_patch_weights_pooled():
 def test_bad_unit_or_decoder_settings_stop_with_the_fix(kw, match):
     with pytest.raises(ValueError, match=match):
         MODELS.build(simmim_cfg(**kw))
+
+
+def shrunk_demo(path, config, **extra):
+    """The SimMIM demo config at 32 px (2 x 2 units of 2 x 2 patches), 40 images, batch 8."""
+    from mmengine.config import Config
+    from tests.conftest import REPO
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    cfg.merge_from_dict({
+        'model.backbone.arch': ARCH, 'model.backbone.img_size': 32,
+        'model.neck.in_channels': 32,
+        'train_dataloader.batch_size': 8, 'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False,
+        'train_dataloader.dataset.num_samples': 40, 'train_dataloader.dataset.img_size': 32,
+        'train_dataloader.dataset.pipeline.0.scale': 32,
+        'param_scheduler': [dict(type='ConstantLR', factor=1.0, by_epoch=True)],
+        'default_hooks.logger.interval': 1, **extra})
+    cfg.dump(str(path))
+    return str(path)
+
+
+def test_famt_simmim_demo_trains_through_the_switch_and_a_refresh(tmp_path):
+    from famt_mm.compat import load_local_checkpoint
+    from tests.conftest import run_tool
+    cfg = shrunk_demo(tmp_path / 'famt_simmim_tiny.py', 'famt_simmim_vit-t_demo.py', **{
+        'train_cfg.max_epochs': 3,
+        'custom_hooks': [dict(type='FAMTWeightHook', start_epoch=1, interval=1, batch_size=8,
+                              num_workers=0)]})
+    work = str(tmp_path / 'work')
+    proc = run_tool(['tools/train.py', cfg, '--work-dir', work])
+    log = proc.stdout + proc.stderr
+    assert 'epoch 0 trains with random masking' in log
+    assert 'FAMT refresh before epoch 1' in log and 'FAMT refresh before epoch 2' in log
+    assert 'epoch 1 trains with FAMT masking and throwing' in log
+    ckpt = load_local_checkpoint(osp.join(work, 'epoch_3.pth'))
+    # the bank is on the 2 x 2 UNIT grid of the 32 px images, refreshed before epoch 2
+    assert ckpt['famt']['bank'].shape == (40, 2, 2) and ckpt['famt']['bank_epoch'] == 2
+    assert ckpt['famt']['grid_hw'] == (2, 2)
+
+
+def test_plain_simmim_demo_config_takes_a_training_step():
+    """The baseline config's own dataset, pipeline (SimMIMMaskGenerator) and model, one step."""
+    from mmengine.config import Config
+    from mmengine.dataset import default_collate
+    from mmengine.registry import DefaultScope
+    from mmpretrain.registry import DATASETS
+    from tests.conftest import REPO
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'simmim_vit-t_demo.py'))
+    cfg.train_dataloader.dataset.num_samples = 4
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        dataset = DATASETS.build(cfg.train_dataloader.dataset)
+        model = build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
+    data = model.data_preprocessor(default_collate([dataset[i] for i in range(4)]), True)
+    assert data['data_samples'][0].mask.shape == (8, 8)  # 4 x 4 units of 2 x 2 patches
+    assert int(data['data_samples'][0].mask.sum()) == 4 * 10  # ceil(16 * 0.6) units
+    loss = model.loss(data['inputs'], data['data_samples'])['loss']
+    loss.backward()
+    assert torch.isfinite(loss) and model.backbone.mask_token.grad.abs().sum() > 0
