@@ -104,9 +104,10 @@ def test_thrown_patches_never_reach_the_encoder():
     def run(inputs):
         torch.manual_seed(3)
         out = {}
-        model.backbone.register_forward_hook(lambda m, a, o: out.__setitem__('latent', o))
+        handle = model.backbone.register_forward_hook(
+            lambda m, a, o: out.__setitem__('latent', o))
         loss = model.loss(inputs, samples(2))['loss']
-        model.backbone._forward_hooks.clear()
+        handle.remove()
         return loss, out['latent']
 
     loss, latent = run(x)
