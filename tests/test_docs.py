@@ -87,6 +87,14 @@ COVERAGE = {
         'test_the_experiment_runs_end_to_end_with_a_tiny_budget',
     'python tools/analysis/benchmark_pretrain.py':
         'tests/test_tools/test_benchmark.py::test_benchmark_cli_reports_every_number',
+    'python tools/analysis/benchmark_pretrain.py --algorithm simmim':
+        'tests/test_tools/test_benchmark.py::test_benchmark_cli_simmim_pair',
+    'python tools/train.py configs/famt_simmim_vit-t_demo.py':
+        'tests/test_models/test_famt_simmim.py::'
+        'test_famt_simmim_demo_trains_through_the_switch_and_a_refresh',
+    'python tools/train.py configs/simmim_vit-t_demo.py':
+        'tests/test_models/test_famt_simmim.py::'
+        'test_plain_simmim_demo_config_takes_a_training_step',
     # shell steps around the tools
     'cd': 'static: moves into the user\'s data folder for the next step',
     'python -': 'static: an inline data-preparation script on the user\'s data, compiled here',
@@ -410,7 +418,7 @@ def test_documented_pretraining_configs_build_and_take_a_step():
     """The configs of the (multi-GPU) pre-training commands: model builds, one loss step."""
     import torch
     from mmengine.registry import init_default_scope
-    from mmpretrain.registry import MODELS
+    from mmpretrain.registry import MODELS, TRANSFORMS
     from mmpretrain.structures import DataSample
     import famt_mm  # noqa: F401
     init_default_scope('mmpretrain')
@@ -431,6 +439,9 @@ def test_documented_pretraining_configs_build_and_take_a_step():
         size = int(cfg.model.backbone.get('img_size', 224))
         inputs = torch.randn(1, 3, size, size)
         samples = [DataSample(metainfo=dict(sample_idx=0, famt_crop=(0., 0., 1., 1.)))]
+        for t in cfg.train_dataloader.dataset.pipeline:
+            if t['type'] == 'SimMIMMaskGenerator':  # plain SimMIM reads its pipeline's mask
+                samples[0].set_mask(TRANSFORMS.build(t).transform({})['mask'])
         with torch.no_grad():
             loss = model.loss(inputs, samples)['loss']
         assert torch.isfinite(loss), path

@@ -1,6 +1,10 @@
 """FAMT math (plain tensor functions) and the registered mmpretrain modules."""
 from . import famt_sampling, famt_weights  # noqa: F401
 from .famt_mae import FAMTMAE, FAMTPretrainDecoder, FAMTPretrainHead, FAMTViT  # noqa: F401
+from .famt_simmim import (FAMTSimMIM, FAMTSimMIMHead, FAMTSimMIMLinearDecoder,  # noqa: F401
+                          FAMTSimMIMViT, SimMIMViT)
 from .mask_generator import FAMTMaskGenerator  # noqa: F401
 
-__all__ = ['FAMTMAE', 'FAMTViT', 'FAMTPretrainDecoder', 'FAMTPretrainHead', 'FAMTMaskGenerator']
+__all__ = ['FAMTMAE', 'FAMTViT', 'FAMTPretrainDecoder', 'FAMTPretrainHead', 'FAMTMaskGenerator',
+           'FAMTSimMIM', 'FAMTSimMIMViT', 'FAMTSimMIMLinearDecoder', 'FAMTSimMIMHead',
+           'SimMIMViT']

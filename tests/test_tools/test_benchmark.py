@@ -57,3 +57,35 @@ def test_benchmark_cli_reports_every_number(tmp_path):
     assert r['famt']['flops_per_image'] == step(3, 4, 11, 7)
     assert r['mae']['flops_per_image'] == step(16, 5, 17, 17)
     assert abs(r['ratios']['flop_ratio'] - step(16, 5, 17, 17) / step(3, 4, 11, 7)) < 1e-9
+
+
+def test_benchmark_cli_simmim_pair(tmp_path):
+    """--algorithm simmim: FAMT SimMIM against plain SimMIM, ViT-T/16 on 64 px.
+
+    4 x 4 patches = 2 x 2 units of 32 px: int(4 * .44) = 1 masked, int(4 * .70) - 1 = 1
+    thrown, 2 visible units, i.e. 4 / 4 / 8 patches.
+    """
+    out = tmp_path / 'bench_simmim.json'
+    proc = run_tool(ARGS[:-4] + ['--algorithm', 'simmim', '--out', str(out)], timeout=300)
+    assert 'FAMT speed-up (images/s FAMT / SimMIM)' in proc.stdout
+    r = json.loads(out.read_text())
+    assert r['setup']['baseline'] == 'simmim'
+    assert r['setup']['famt_config'] == 'configs/famt_simmim_vit-b-p16_in1k.py'
+    assert r['setup']['baseline_config'] == 'configs/simmim_vit-b-p16_in1k.py'
+    assert r['tokens'] == dict(num_patches=16, num_units=4, famt_masked=4, famt_thrown=4,
+                               famt_visible=8, famt_encoder=13, simmim_encoder=17)
+    for name in ('famt', 'simmim'):
+        assert r[name]['step']['n'] == 2 and positive(r[name]['step']['images_per_s'])
+    assert r['famt']['params'] == r['simmim']['params']
+    for key in ('speedup', 'flop_ratio', 'refresh_vs_simmim_step',
+                'sampling_share_of_famt_step', 'uint8_vs_float16_step'):
+        assert positive(r['ratios'][key]), key
+    assert r['bank']['bytes_per_image'] == dict(float16=8, uint8=4)  # 2 x 2 units
+    assert r['bank']['bytes_per_unit']['uint8'] == 1
+
+    # FLOPs by hand: deit-tiny (192-d, MLP 768, 12 blocks), decoder 192 -> 16 * 16 * 3
+    def step(n_embed, n_enc, n_pred):
+        enc = 12 * (n_enc * (4 * 192 * 192 + 2 * 192 * 768) + 2 * n_enc * n_enc * 192)
+        return 2 * 2 * n_embed * 768 * 192 + 3 * 2 * (enc + n_pred * 192 * 768)
+    assert r['famt']['flops_per_image'] == step(8, 13, 4)
+    assert r['simmim']['flops_per_image'] == step(16, 17, 16)

@@ -1,14 +1,16 @@
-"""Time FAMT's pre-training step against mmpretrain's own MAE, side by side.
+"""Time FAMT's pre-training step against mmpretrain's own MAE (or SimMIM), side by side.
 
-    python tools/analysis/benchmark_pretrain.py [--arch t|s|b|l] [--batch 32]
-        [--img-size 224] [--precision fp32|bf16|fp16] [--device cpu|cuda]
-        [--steps 20] [--warmup 3] [--threads N] [--out result.json]
+    python tools/analysis/benchmark_pretrain.py [--algorithm mae|simmim]
+        [--arch t|s|b|l] [--batch 32] [--img-size 224] [--precision fp32|bf16|fp16]
+        [--device cpu|cuda] [--steps 20] [--warmup 3] [--threads N] [--out result.json]
 
 Both models are built from the model sections of the ImageNet configs
-(``configs/famt_mae_vit-b_in1k.py`` and ``configs/mae_vit-b_in1k.py``, or the
-pair given with ``--famt-config`` / ``--mae-config``) with the encoder arch
-overridden (t = deit-tiny, s = deit-small, b, l; all /16), the same decoder,
-head, batch, input size, precision and AdamW setup, and the same weights.
+(``--algorithm mae``: ``configs/famt_mae_vit-b_in1k.py`` and ``configs/mae_vit-b_in1k.py``;
+``--algorithm simmim``: ``configs/famt_simmim_vit-b-p16_in1k.py`` and
+``configs/simmim_vit-b-p16_in1k.py``; or the pair given with ``--famt-config`` /
+``--baseline-config``) with the encoder arch overridden (t = deit-tiny, s = deit-small,
+b, l; all /16), the same decoder, head, batch, input size, precision and AdamW setup, and
+the same weights. The baseline's results are under its name (``mae`` / ``simmim``).
 
 What is measured (median of ``--steps`` after ``--warmup``; the two models'
 steps alternate so that a load change on a shared machine hits both alike):
@@ -16,7 +18,8 @@ steps alternate so that a load change on a shared machine hits both alike):
 * training step, forward + backward + optimizer step, of FAMTMAE in its FAMT
   phase (bank set, ``famt_active``; data samples with crop boxes and flips from
   the config's own ``FAMTRandomResizedCrop`` + ``RandomFlip`` + ``PackInputs``)
-  and of mmpretrain's ``MAE`` (random masking 0.75);
+  and of mmpretrain's ``MAE`` (random masking 0.75) or ``SimMIM`` (a mask-token ViT, all
+  L patches in the encoder; masks from the baseline config's ``SimMIMMaskGenerator``);
 * the same FAMT step with a uint8 bank (1 byte per patch);
 * the refresh pass: ``compute_famt_weights`` + quantisation on whole images;
 * ``mask_generator.sample`` alone (sampling + crop mapping);
@@ -55,10 +58,18 @@ sys.path.insert(0, REPO)
 ARCHS = {'t': 'deit-tiny', 's': 'deit-small', 'b': 'b', 'l': 'l'}
 ARCH_NAMES = {'t': 'ViT-T/16', 's': 'ViT-S/16', 'b': 'ViT-B/16', 'l': 'ViT-L/16'}
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+#: --algorithm -> the (FAMT, baseline) config pair it defaults to.
+ALGORITHMS = {
+    'mae': ('famt_mae_vit-b_in1k.py', 'mae_vit-b_in1k.py'),
+    'simmim': ('famt_simmim_vit-b-p16_in1k.py', 'simmim_vit-b-p16_in1k.py'),
+}
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Benchmark FAMT vs MAE pre-training steps')
+    parser = argparse.ArgumentParser(
+        description='Benchmark FAMT vs MAE (or SimMIM) pre-training steps')
+    parser.add_argument('--algorithm', choices=sorted(ALGORITHMS), default='mae',
+                        help='the MIM framework FAMT is compared in (default configs)')
     parser.add_argument('--arch', choices=sorted(ARCHS), default='s',
                         help='encoder: t (deit-tiny), s (deit-small), b, l; patch 16')
     parser.add_argument('--batch', type=int, default=32, help='training batch size')
@@ -74,14 +85,19 @@ def parse_args(argv=None):
                         help='batch of the refresh pass (default: --batch)')
     parser.add_argument('--bank-size', type=int, default=10000,
                         help='images in the synthetic weight bank')
-    parser.add_argument('--famt-config',
-                        default=osp.join(REPO, 'configs', 'famt_mae_vit-b_in1k.py'))
-    parser.add_argument('--mae-config', default=osp.join(REPO, 'configs', 'mae_vit-b_in1k.py'))
+    parser.add_argument('--famt-config', default=None,
+                        help="default: the --algorithm's ImageNet FAMT config")
+    parser.add_argument('--baseline-config', '--mae-config', dest='baseline_config',
+                        default=None, help="default: the --algorithm's ImageNet baseline")
     parser.add_argument('--keep-arch', action='store_true',
                         help="use the configs' encoder as is (ignore --arch)")
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', default=None, help='write the results as JSON here')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    famt_default, baseline_default = ALGORITHMS[args.algorithm]
+    args.famt_config = args.famt_config or osp.join(REPO, 'configs', famt_default)
+    args.baseline_config = args.baseline_config or osp.join(REPO, 'configs', baseline_default)
+    return args
 
 
 # -- models -----------------------------------------------------------------
@@ -97,9 +113,13 @@ def model_cfg(config, arch, img_size, keep_arch):
     settings = arch_name if isinstance(arch_name, dict) else \
         VisionTransformer.arch_zoo[arch_name.lower()]
     patch = cfg.backbone.get('patch_size', 16)
-    cfg.neck.embed_dim = settings['embed_dims']
-    cfg.neck.num_patches = (img_size // patch) ** 2
-    cfg.neck.patch_size = patch
+    if 'encoder_stride' in cfg.neck:  # SimMIM's linear decoder: C -> p * p * 3 per token
+        cfg.neck.in_channels = settings['embed_dims']
+        cfg.neck.encoder_stride = patch
+    else:
+        cfg.neck.embed_dim = settings['embed_dims']
+        cfg.neck.num_patches = (img_size // patch) ** 2
+        cfg.neck.patch_size = patch
     cfg.head.patch_size = patch
     return cfg
 
@@ -109,13 +129,14 @@ def build_models(args, device):
     import famt_mm  # noqa: F401  (registers FAMTMAE & co.)
     torch.manual_seed(args.seed)
     famt = MODELS.build(model_cfg(args.famt_config, args.arch, args.img_size, args.keep_arch))
-    mae = MODELS.build(model_cfg(args.mae_config, args.arch, args.img_size, args.keep_arch))
+    base = MODELS.build(model_cfg(args.baseline_config, args.arch, args.img_size,
+                                  args.keep_arch))
     famt.init_weights()
-    missing, unexpected = mae.load_state_dict(famt.state_dict(), strict=False)
+    missing, unexpected = base.load_state_dict(famt.state_dict(), strict=False)
     if missing or unexpected:
-        raise RuntimeError(f'FAMT and MAE configs differ in parameters: missing {missing}, '
-                           f'unexpected {unexpected}')
-    return famt.to(device).train(), mae.to(device).train()
+        raise RuntimeError(f'FAMT and baseline configs differ in parameters: missing '
+                           f'{missing}, unexpected {unexpected}')
+    return famt.to(device).train(), base.to(device).train()
 
 
 def build_optimizer(config, model):
@@ -133,12 +154,13 @@ def build_optimizer(config, model):
 
 
 # -- data -------------------------------------------------------------------
-def famt_data_samples(config, img_size, batch, num_batches, bank_size, seed):
+def famt_data_samples(config, img_size, batch, num_batches, bank_size, seed, famt=True):
     """``num_batches`` lists of data samples, packed by the config's own pipeline.
 
     Dummy images of ImageNet-like sizes go through FAMTRandomResizedCrop (scale
     ``img_size``), RandomFlip and PackInputs, so crop boxes and flips are exactly
-    what training produces.
+    what training produces. ``famt=False``: a baseline pipeline (e.g. SimMIM's, whose
+    ``SimMIMMaskGenerator`` packs the masks; its ``input_size`` set to ``img_size``).
     """
     from mmengine.config import Config
     from mmengine.dataset import Compose
@@ -154,8 +176,10 @@ def famt_data_samples(config, img_size, batch, num_batches, bank_size, seed):
             continue
         if 'scale' in t and 'Crop' in t['type']:
             t['scale'] = img_size
+        if t['type'] == 'SimMIMMaskGenerator':
+            t['input_size'] = img_size
         pipeline.append(t)
-    if not any(t['type'] == 'FAMTRandomResizedCrop' for t in pipeline):
+    if famt and not any(t['type'] == 'FAMTRandomResizedCrop' for t in pipeline):
         raise ValueError(f'{config}: the training pipeline has no FAMTRandomResizedCrop')
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         pipeline = Compose(pipeline)
@@ -342,6 +366,48 @@ def token_budget(famt, mae):
                         refresh_vs_mae_step=m['total'] / refresh_flops(famt))
 
 
+def simmim_step_flops(model, n_embed, n_enc, n_pred):
+    """FLOPs of one image's SimMIM training step (forward + backward), counted analytically.
+
+    Patch embedding of ``n_embed`` patches (FAMTSimMIMViT embeds only the visible ones,
+    the plain ViT all L; a masked token is the mask token), encoder blocks on ``n_enc``
+    tokens, the linear decoder (a 1x1 conv, C -> 3 p p) on ``n_pred`` tokens (FAMT: the
+    masked ones; plain SimMIM: all L). Same conventions as :func:`step_flops`.
+    """
+    bb, conv = model.backbone, model.neck.decoder[0]
+    proj = bb.patch_embed.projection
+    patch_macs = n_embed * proj.in_channels * proj.kernel_size[0] * proj.kernel_size[1] \
+        * proj.out_channels
+    enc = sum(_block_macs(layer, n_enc) for layer in bb.layers)
+    dec = n_pred * conv.in_channels * conv.out_channels
+    return dict(patch_embed=2 * 2 * patch_macs, encoder=3 * 2 * enc, decoder=3 * 2 * dec,
+                total=2 * 2 * patch_macs + 3 * 2 * (enc + dec))
+
+
+def simmim_token_budget(famt, simmim):
+    """Token counts of FAMT SimMIM (on units of s x s patches) and plain SimMIM, and FLOPs.
+
+    Keys as :func:`token_budget`'s, the baseline named ``simmim``; ``num_units`` is the
+    mask-unit grid's size, the FAMT counts are patches (units x s * s).
+    """
+    from famt_mm.models.famt_sampling import split_counts
+    num_units = famt.grid_hw[0] * famt.grid_hw[1]
+    num_patches = famt.patch_grid_hw[0] * famt.patch_grid_hw[1]
+    per_unit = famt.unit_scale ** 2
+    n_mask, n_throw, n_vis = (per_unit * n for n in split_counts(
+        num_units, famt.mask_generator.mask_ratio, famt.mask_generator.throw_ratio))
+    tokens = dict(num_patches=num_patches, num_units=num_units, famt_masked=n_mask,
+                  famt_thrown=n_throw, famt_visible=n_vis, famt_encoder=1 + n_mask + n_vis,
+                  simmim_encoder=1 + num_patches)
+    f = simmim_step_flops(famt, n_vis, tokens['famt_encoder'], n_mask)
+    f_all = simmim_step_flops(famt, num_patches, tokens['famt_encoder'], n_mask)
+    m = simmim_step_flops(simmim, num_patches, tokens['simmim_encoder'], num_patches)
+    return tokens, dict(famt=f, simmim=m, ratio=m['total'] / f['total'],
+                        ratio_same_patch_embed=m['total'] / f_all['total'],
+                        refresh=refresh_flops(famt),
+                        refresh_vs_simmim_step=m['total'] / refresh_flops(famt))
+
+
 def refresh_flops(model):
     """FLOPs per image of the refresh pass: patch embedding and every encoder block on
     all 1 + L tokens, forward only (the CLS row and the FFT term are < 1 % more)."""
@@ -378,7 +444,9 @@ def run(args):
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     from famt_mm.bank import WeightBank
-    famt, mae = build_models(args, device)
+    from mmpretrain.models.selfsup import SimMIM
+    famt, base = build_models(args, device)
+    bn = 'simmim' if isinstance(base, SimMIM) else 'mae'  # the baseline's name in the results
     batch, refresh_batch = args.batch, args.refresh_batch or args.batch
     gen = famt.mask_generator
 
@@ -387,6 +455,9 @@ def run(args):
                       args.precision)
     sample_batches = famt_data_samples(args.famt_config, args.img_size, batch, 4,
                                        args.bank_size, args.seed)
+    # MAE draws its own masks; SimMIM reads them from its data samples
+    base_batches = sample_batches if bn == 'mae' else famt_data_samples(
+        args.baseline_config, args.img_size, batch, 4, args.bank_size, args.seed, famt=False)
     setup_s = time.perf_counter() - t0
     bank_bytes = {k: b[0].numel() * b.element_size() for k, b in banks.items()}
     gen.set_bank(WeightBank.from_maps(banks['float16']))
@@ -396,10 +467,10 @@ def run(args):
     inputs = torch.randn(batch, 3, args.img_size, args.img_size, device=device)
     famt_step = Stepper(famt, build_optimizer(args.famt_config, famt), inputs,
                         sample_batches, device, args.precision)
-    mae_step = Stepper(mae, build_optimizer(args.mae_config, mae), inputs,
-                       sample_batches, device, args.precision)
+    mae_step = Stepper(base, build_optimizer(args.baseline_config, base), inputs,
+                       base_batches, device, args.precision)
 
-    # 1. training steps, FAMT and MAE in turns
+    # 1. training steps, FAMT and the baseline in turns
     famt_t, mae_t = time_alternating([famt_step, mae_step], device, args.steps, args.warmup)
 
     # 2. the same FAMT step on a uint8 bank (1 byte per patch), end to end
@@ -410,8 +481,10 @@ def run(args):
     # 3. sampling + crop mapping alone
     def sample_once(i=[0]):
         i[0] += 1
-        return gen.sample(sample_batches[i[0] % len(sample_batches)], famt.grid_hw, batch,
-                          device)
+        samples = sample_batches[i[0] % len(sample_batches)]
+        if bn == 'simmim':  # units drawn and expanded to patches
+            return famt.sample_patch_ids(samples, batch, device)
+        return gen.sample(samples, famt.grid_hw, batch, device)
     sample_t, = time_alternating([sample_once], device, max(10, 5 * args.steps), 3)
 
     # 4. the refresh pass: weights of whole images, quantised as the hook stores them
@@ -429,7 +502,8 @@ def run(args):
     mae_mem = peak_step_memory(mae_step, device)
     load_after = os.getloadavg()
 
-    tokens, flops = token_budget(famt, mae)
+    cell = 'unit' if bn == 'simmim' else 'patch'
+    tokens, flops = (simmim_token_budget if bn == 'simmim' else token_budget)(famt, base)
     famt_s, mae_s = summary(famt_t, batch), summary(mae_t, batch)
     refresh_s = summary(refresh_t, refresh_batch)
     sample_s = summary(sample_t, batch)
@@ -442,8 +516,8 @@ def run(args):
                    else platform.processor() or platform.machine(),
                    cpu_count=os.cpu_count(), threads=torch.get_num_threads(),
                    steps=args.steps, warmup=args.warmup, bank_size=args.bank_size,
-                   famt_config=osp.relpath(args.famt_config, REPO),
-                   mae_config=osp.relpath(args.mae_config, REPO),
+                   baseline=bn, famt_config=osp.relpath(args.famt_config, REPO),
+                   baseline_config=osp.relpath(args.baseline_config, REPO),
                    torch=torch.__version__, python=platform.python_version(),
                    setup_s=setup_s, load_avg_before=list(load_before),
                    load_avg_after=list(load_after),
@@ -452,8 +526,8 @@ def run(args):
         famt=dict(step=famt_s, step_uint8_bank=summary(uint8_t, batch), memory=famt_mem,
                   flops_per_image=flops['famt']['total'],
                   params=sum(p.numel() for p in famt.parameters())),
-        mae=dict(step=mae_s, memory=mae_mem, flops_per_image=flops['mae']['total'],
-                 params=sum(p.numel() for p in mae.parameters())),
+        **{bn: dict(step=mae_s, memory=mae_mem, flops_per_image=flops[bn]['total'],
+                    params=sum(p.numel() for p in base.parameters()))},
         flops=flops,
         ratios=dict(
             speedup=famt_s['images_per_s'] / mae_s['images_per_s'],
@@ -463,22 +537,26 @@ def run(args):
             flop_ratio_same_patch_embed=flops['ratio_same_patch_embed'],
             memory=(famt_mem['step_bytes'] / mae_mem['step_bytes']
                     if famt_mem['step_bytes'] and mae_mem['step_bytes'] else None),
-            refresh_vs_mae_step=refresh_s['images_per_s'] / mae_s['images_per_s'],
-            refresh_vs_mae_step_flops=flops['refresh_vs_mae_step'],
+            **{f'refresh_vs_{bn}_step': refresh_s['images_per_s'] / mae_s['images_per_s'],
+               f'refresh_vs_{bn}_step_flops': flops[f'refresh_vs_{bn}_step']},
             sampling_share_of_famt_step=sample_s['median_s'] / famt_s['median_s'],
             uint8_vs_float16_step=summary(uint8_t, batch)['images_per_s'] / famt_s['images_per_s']),
         refresh=refresh_s,
         sampling=sample_s,
         bank=dict(bytes_per_image=bank_bytes,
-                  bytes_per_patch={k: v / tokens['num_patches'] for k, v in bank_bytes.items()},
+                  # a SimMIM bank holds one weight per mask unit, MAE's one per patch
+                  **{f'bytes_per_{cell}': {k: v / tokens[f'num_{cell}s']
+                                           for k, v in bank_bytes.items()}},
                   bytes_imagenet_1k={k: v * 1281167 for k, v in bank_bytes.items()}),
     )
     return result
 
 
 def format_table(r):
-    s, f, m, q = r['setup'], r['famt'], r['mae'], r['ratios']
-    t = r['tokens']
+    s, f, q = r['setup'], r['famt'], r['ratios']
+    bn = s.get('baseline', 'mae')
+    name, m, t = {'mae': 'MAE', 'simmim': 'SimMIM'}[bn], r[bn], r['tokens']
+    cell = 'unit' if bn == 'simmim' else 'patch'
     mib = 2 ** 20
 
     def mem(x):
@@ -489,11 +567,13 @@ def format_table(r):
         f"{s['device']} ({s['device_name']}, {s['threads']} threads), median of {s['steps']} "
         f"steps after {s['warmup']}; load avg {s['load_avg_before'][0]:.2f} -> "
         f"{s['load_avg_after'][0]:.2f}",
-        f"{'':34s}{'FAMT':>12s}{'MAE':>12s}{'MAE/FAMT':>10s}",
-        f"{'encoder tokens':34s}{t['famt_encoder']:>12d}{t['mae_encoder']:>12d}"
-        f"{t['mae_encoder'] / t['famt_encoder']:>10.2f}",
+        f"{'':34s}{'FAMT':>12s}{name:>12s}{' ' + name + '/FAMT':>10s}",
+        f"{'encoder tokens':34s}{t['famt_encoder']:>12d}{t[bn + '_encoder']:>12d}"
+        f"{t[bn + '_encoder'] / t['famt_encoder']:>10.2f}",
+    ] + ([
         f"{'decoder tokens':34s}{t['famt_decoder']:>12d}{t['mae_decoder']:>12d}"
         f"{t['mae_decoder'] / t['famt_decoder']:>10.2f}",
+    ] if bn == 'mae' else []) + [
         f"{'GFLOP / image (fwd+bwd)':34s}{f['flops_per_image'] / 1e9:>12.2f}"
         f"{m['flops_per_image'] / 1e9:>12.2f}{q['flop_ratio']:>10.3f}",
         f"{'step time, ms':34s}{f['step']['median_s'] * 1e3:>12.1f}"
@@ -504,20 +584,20 @@ def format_table(r):
         f"{'step peak memory, MiB':34s}{mem(f['memory']):>12s}{mem(m['memory']):>12s}"
         + (f"{1 / q['memory']:>10.2f}" if q['memory'] else f"{'':>10s}"),
         '',
-        f"FAMT speed-up (images/s FAMT / MAE): {q['speedup']:.3f} measured "
+        f"FAMT speed-up (images/s FAMT / {name}): {q['speedup']:.3f} measured "
         f"(paired median {q['speedup_paired_median']:.3f}, by process CPU time "
         f"{q['speedup_cpu_time']:.3f}), {q['flop_ratio']:.3f} by FLOPs "
-        f"({q['flop_ratio_same_patch_embed']:.3f} if FAMT embedded all L patches as MAE does)",
+        f"({q['flop_ratio_same_patch_embed']:.3f} if FAMT embedded all L patches as {name} does)",
         f"FAMT step with a uint8 bank: {f['step_uint8_bank']['images_per_s']:.1f} images/s "
         f"({q['uint8_vs_float16_step']:.3f} x the float16 bank)",
         f"refresh pass: {r['refresh']['images_per_s']:.1f} images/s = "
-        f"{q['refresh_vs_mae_step']:.2f} x the MAE step's images/s "
-        f"({q['refresh_vs_mae_step_flops']:.2f} by FLOPs)",
+        f"{q[f'refresh_vs_{bn}_step']:.2f} x the {name} step's images/s "
+        f"({q[f'refresh_vs_{bn}_step_flops']:.2f} by FLOPs)",
         f"sampling + crop mapping: {r['sampling']['median_s'] * 1e3:.2f} ms per batch = "
         f"{100 * q['sampling_share_of_famt_step']:.2f} % of the FAMT step",
         f"weight bank: {r['bank']['bytes_per_image']['float16']} B/image float16, "
         f"{r['bank']['bytes_per_image']['uint8']} B/image uint8 "
-        f"({r['bank']['bytes_per_patch']['uint8']:.0f} B/patch); ImageNet-1K: "
+        f"({r['bank'][f'bytes_per_{cell}']['uint8']:.0f} B/{cell}); ImageNet-1K: "
         f"{r['bank']['bytes_imagenet_1k']['float16'] / mib:.0f} / "
         f"{r['bank']['bytes_imagenet_1k']['uint8'] / mib:.0f} MiB",
         f"memory measured as: {f['memory']['kind']}",
