@@ -7,6 +7,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 import famt_mm  # noqa: F401  (registers the modules)
+from famt_mm.bank import WeightBank
 from famt_mm.models import famt_weights
 from famt_mm.models.famt_simmim import pool_to_units, units_to_patches
 
@@ -46,7 +47,7 @@ def samples(n):
 
 def unit_bank(n, weights=None):
     w = torch.ones(n, 16) if weights is None else weights
-    return famt_weights.quantize_weights(w, 'float16').view(n, 4, 4)
+    return WeightBank.from_maps(famt_weights.quantize_weights(w, 'float16').view(n, 4, 4))
 
 
 def test_units_to_patches_and_pooling():

@@ -16,8 +16,7 @@ model = dict(
         mask_ratio=0.44,
         throw_ratio=0.26,
         random_mask_ratio=0.6,
+        terms=('attention', 'frequency'),  # names in famt_mm/models/weight_terms.py
         combine='product',
-        attention='cls',
-        frequency='1d',
-        cutoff=0.15,
+        term_args=dict(frequency=dict(cutoff=0.15)),
         bank_dtype='float16'))

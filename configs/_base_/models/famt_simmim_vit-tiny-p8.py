@@ -12,5 +12,6 @@ model = dict(
         mask_ratio=0.44,
         throw_ratio=0.26,
         random_mask_ratio=0.6,
+        terms=('attention', 'frequency'),
         combine='product',
-        cutoff=0.15))
+        term_args=dict(frequency=dict(cutoff=0.15))))
