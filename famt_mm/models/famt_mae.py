@@ -28,6 +28,8 @@ from mmpretrain.models.selfsup import MAE, MAEViT
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from .hook_guard import FAMTHookRequiredMixin
+
 
 def gather_tokens(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """Pick tokens ``ids`` (B x K) from ``x`` (B x L x C) -> B x K x C."""
@@ -190,7 +192,7 @@ class FAMTPretrainHead(MAEPretrainHead):
 
 
 @MODELS.register_module()
-class FAMTMAE(MAE):
+class FAMTMAE(FAMTHookRequiredMixin, MAE):
     """MAE with FAMT masking and throwing.
 
     Args:

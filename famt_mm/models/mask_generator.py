@@ -81,6 +81,7 @@ class FAMTMaskGenerator(BaseModule):
         self.bank_dtype = bank_dtype
         self.eps = eps
         self.famt_active = False
+        self.hook_attached = False  # set by FAMTWeightHook.before_train (models/hook_guard.py)
         self._bank: Optional[torch.Tensor] = None
         self._bank_on_device: Optional[torch.Tensor] = None
 
