@@ -11,6 +11,13 @@ from mmengine.optim import OptimWrapper
 from mmpretrain.registry import OPTIM_WRAPPERS
 
 
+def _total_norm(tensors) -> torch.Tensor:
+    """L2 norm of all ``tensors`` together (NaN / inf if any element is)."""
+    if hasattr(torch.nn.utils, 'get_total_norm'):  # torch >= 2.6
+        return torch.nn.utils.get_total_norm(tensors)
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
+
+
 @OPTIM_WRAPPERS.register_module()
 class FAMTOptimWrapper(OptimWrapper):
     """``OptimWrapper`` that leaves parameters and optimizer state untouched when the
@@ -37,7 +44,7 @@ class FAMTOptimWrapper(OptimWrapper):
             # One host sync right before the step; mmengine's logging (RuntimeInfoHook's
             # loss.item()) already waits for every step, so this only moves the launch of
             # the optimizer kernels behind that wait (docs/design.md, Reliability).
-            if grads and not bool(torch.isfinite(torch.nn.utils.get_total_norm(grads))):
+            if grads and not bool(torch.isfinite(_total_norm(grads))):
                 self.skipped_steps += 1
                 return
         super().step(**kwargs)
