@@ -9,7 +9,7 @@ _base_ = [
     '_base_/default_runtime.py',
 ]
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='FAMTLoadImageFromFile'),  # names an unreadable file
     dict(type='FAMTRandomResizedCrop', scale=224, crop_ratio_range=(0.2, 1.0),
          backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),

@@ -20,7 +20,10 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 custom_hooks = [dict(type='FAMTWeightHook', start_epoch=2, interval=2),
                 dict(type='FAMTVisualizationHook', indices=[0, 1, 2, 3])]
+# A NaN / inf step is skipped (parameters unchanged) and counted; 5 in a row stop the run.
+optim_wrapper = dict(type='FAMTOptimWrapper')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
+    nonfinite=dict(type='FAMTNonFiniteLossHook', action='skip', max_consecutive=5))
 randomness = dict(seed=0, diff_rank_seed=True)

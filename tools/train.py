@@ -103,7 +103,18 @@ def main(argv=None):
     if args.launcher != 'none' and not torch.cuda.is_available():
         init_cpu_distributed(
             args.launcher, timeout=cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout'))
+    # --resume / resume=True: skip a latest checkpoint that does not load (docs/design.md,
+    # Reliability); a good latest file leaves mmengine's own auto-resume untouched.
+    resume_note = None
+    if cfg.get('resume') and not cfg.get('load_from'):
+        from famt_mm.engine.checkpointing import newest_loadable_checkpoint, resume_warning
+        good, skipped = newest_loadable_checkpoint(cfg.work_dir)
+        if skipped:
+            cfg.load_from = good
+        resume_note = resume_warning(good, skipped)
     runner = build_runner(cfg)
+    if resume_note:
+        runner.logger.warning(resume_note)
     if args.resume == 'auto':
         from mmengine.runner import find_latest_checkpoint
         if find_latest_checkpoint(runner.work_dir) is None:

@@ -6,9 +6,13 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1),
+    # complete or absent: written to a temporary file, fsync'ed, renamed (famt_mm.engine.checkpointing)
+    checkpoint=dict(type='CheckpointHook', interval=1,
+                    backend_args=dict(backend='famt_atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='VisualizationHook', enable=False),
+    # a NaN / inf loss stops the run with a message (a dict entry: survives custom_hooks)
+    nonfinite=dict(type='FAMTNonFiniteLossHook', action='stop'),
 )
 
 env_cfg = dict(

@@ -1,5 +1,6 @@
 """Datasets and transforms."""
 from .transforms import FAMT_META_KEYS, FAMTRandomResizedCrop  # noqa: F401
+from .loading import FAMTLoadImageFromFile  # noqa: F401
 from .synthetic_objects import (SHAPE_CLASSES, SyntheticObjects,  # noqa: F401
                                 mask_cell_fraction, render_synthetic_object,
                                 synthetic_label)

@@ -28,6 +28,7 @@ from mmpretrain.models.selfsup import MAE, MAEViT
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from .hook_guard import FAMTHookRequiredMixin
 from .weight_terms import TermContext
 
 
@@ -192,7 +193,7 @@ class FAMTPretrainHead(MAEPretrainHead):
 
 
 @MODELS.register_module()
-class FAMTMAE(MAE):
+class FAMTMAE(FAMTHookRequiredMixin, MAE):
     """MAE with FAMT masking and throwing.
 
     Implements the FAMT model interface (famt_mm/models/famt_model.py): ``mask_generator``,

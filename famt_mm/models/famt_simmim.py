@@ -39,6 +39,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from .famt_mae import FAMTViT, gather_patches, vit_term_context
+from .hook_guard import FAMTHookRequiredMixin
 
 __all__ = ['SimMIMViT', 'FAMTSimMIMViT', 'FAMTSimMIMLinearDecoder', 'FAMTSimMIMHead',
            'FAMTSimMIM', 'units_to_patches', 'pool_to_units']
@@ -165,7 +166,7 @@ class FAMTSimMIMHead(SimMIMHead):
 
 
 @MODELS.register_module()
-class FAMTSimMIM(SimMIM):
+class FAMTSimMIM(FAMTHookRequiredMixin, SimMIM):
     """SimMIM with FAMT masking and throwing on mask units.
 
     Args:

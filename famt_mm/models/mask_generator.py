@@ -93,6 +93,7 @@ class FAMTMaskGenerator(BaseModule):
         self.bank_dtype = bank_dtype
         self.eps = eps
         self.famt_active = False
+        self.hook_attached = False  # set by FAMTWeightHook.before_train (models/hook_guard.py)
         self._bank: Optional[WeightBank] = None
 
     def check_grid(self, num_patches: int) -> Tuple[Tuple[int, int, int], Tuple[int, int, int]]:

@@ -212,6 +212,10 @@ def match_state_dict(module: torch.nn.Module, state: Dict[str, torch.Tensor],
         if mismatched:
             lines.append(f'  shape mismatch ({len(mismatched)}; wrong architecture?): '
                          f'{_key_list(mismatched)}')
+        from .arch import architecture_mismatch
+        arch = architecture_mismatch(state, target)
+        if arch:
+            lines.insert(1, f'  wrong architecture: {arch}')
         from .convert import describe_converted  # converters import this module
         kind = describe_converted(state)
         if kind:

@@ -19,6 +19,8 @@ Accepted inputs: an mmengine checkpoint of a FAMT / MAE pre-training (keys
 ``blocks.N.*``). Anything else is refused with the reason.
 """
 import math
+import os
+import os.path as osp
 import re
 from collections import OrderedDict
 from typing import Callable, Dict, Optional, Tuple
@@ -192,6 +194,18 @@ def convert_backbone(backbone: Dict[str, torch.Tensor], target: str,
     return _TARGET_FNS[target](out)
 
 
+def refuse_same_file(src: str, dst: str) -> None:
+    """Raise if writing ``dst`` would overwrite ``src`` (same path, symlink or hard link)."""
+    if osp.realpath(src) == osp.realpath(dst):
+        raise ValueError(f'refusing to write {dst}: it is the source checkpoint {src} '
+                         f'(both resolve to {osp.realpath(src)})')
+    if osp.exists(dst) and osp.exists(src):
+        a, b = os.stat(src), os.stat(dst)
+        if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+            raise ValueError(f'refusing to write {dst}: it is the source checkpoint {src} '
+                             f'(a hard link: same file, inode {a.st_ino})')
+
+
 def convert_checkpoint(src: str, dst: str, target: str, img_size: Optional[int] = None,
                        expect_arch: Optional[dict] = None) -> dict:
     """Read ``src``, convert for ``target``, write a tensor-only ``dst``; return facts."""
@@ -204,6 +218,7 @@ def convert_checkpoint(src: str, dst: str, target: str, img_size: Optional[int] 
                                for k, (a, b) in wrong.items())
             raise ValueError(f'{src}: wrong architecture for the {target} config ({detail})')
     state = convert_backbone(backbone, target, img_size)
+    refuse_same_file(src, dst)
     torch.save({'state_dict': state}, dst)
     info.update(target=target, num_tensors=len(state))
     return info

@@ -54,7 +54,18 @@ def build_model(cfg, checkpoint, device):
         finally:
             logger.setLevel(level)
     else:
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+        try:
+            load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+        except RuntimeError:  # mmengine lists every key; say which architectures instead
+            from famt_mm.transfer.arch import architecture_mismatch
+            from famt_mm.transfer.checkpoint import extract_state_dict, load_checkpoint_file
+            arch = architecture_mismatch(
+                extract_state_dict(load_checkpoint_file(checkpoint), checkpoint),
+                model.state_dict())
+            if arch is None:
+                raise
+            raise SystemExit(f'error: {checkpoint} does not fit the config: {arch}; pass '
+                             'the config the checkpoint was trained with') from None
     if not hasattr(model.backbone, 'patch_resolution') or not hasattr(model.head, 'patchify'):
         raise TypeError(f'{type(model).__name__} is not an MAE-style model (FAMTMAE or MAE)')
     return model.to(device).eval()

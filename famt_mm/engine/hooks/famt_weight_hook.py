@@ -158,6 +158,7 @@ class FAMTWeightHook(Hook):
                            f'masking; {n_refresh} weight refresh(es), every {self.interval} '
                            f'epochs; {model.mask_generator.extra_repr()}')
         model.mask_generator.set_bank(self.weight_bank)
+        model.mask_generator.hook_attached = True  # the model refuses to train otherwise
 
     def before_train_epoch(self, runner) -> None:
         model = self._model(runner)

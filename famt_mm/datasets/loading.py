@@ -1,0 +1,37 @@
+"""``FAMTLoadImageFromFile``: mmcv's ``LoadImageFromFile`` whose failures name the file.
+
+mmcv raises the decoder's own error: a zero-byte or non-image file gives OpenCV's
+``(-215:Assertion failed) !buf.empty()`` or PIL's ``cannot identify image file
+<_io.BytesIO ...>``, naming no file. This one re-raises any read / decode error as
+``OSError('cannot read training image PATH: ...')``, whatever the decoder, and with
+``ignore_empty=True`` it skips such a file with a warning naming it (mmengine's
+dataset then takes another image), for cv2 too (mmcv's cv2 path returns None, then
+asserts). Same arguments as ``LoadImageFromFile``.
+"""
+from typing import Optional
+
+from mmcv.transforms import LoadImageFromFile
+from mmengine.logging import print_log
+from mmpretrain.registry import TRANSFORMS
+
+
+@TRANSFORMS.register_module()
+class FAMTLoadImageFromFile(LoadImageFromFile):
+    """``LoadImageFromFile`` that names the file it cannot read (see module doc)."""
+
+    def transform(self, results: dict) -> Optional[dict]:
+        path = results.get('img_path', '?')
+        ignore_empty, self.ignore_empty = self.ignore_empty, False  # errors come back here
+        try:
+            out = super().transform(results)
+        except Exception as e:  # noqa: BLE001  (any reader / decoder error)
+            if ignore_empty:
+                print_log(f'FAMTLoadImageFromFile: skipping unreadable image {path} '
+                          f'({type(e).__name__}: {e})', logger='current', level=30)
+                return None
+            raise OSError(f'cannot read training image {path}: {type(e).__name__}: {e} '
+                          '(remove or replace the file, or set ignore_empty=True to skip '
+                          'it)') from e
+        finally:
+            self.ignore_empty = ignore_empty
+        return out
