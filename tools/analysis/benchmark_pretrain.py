@@ -502,8 +502,9 @@ def run(args):
     mae_mem = peak_step_memory(mae_step, device)
     load_after = os.getloadavg()
 
-    cell = 'unit' if bn == 'simmim' else 'patch'
     tokens, flops = (simmim_token_budget if bn == 'simmim' else token_budget)(famt, base)
+    cell, n_cells = (('unit', tokens['num_units']) if bn == 'simmim'
+                     else ('patch', tokens['num_patches']))
     famt_s, mae_s = summary(famt_t, batch), summary(mae_t, batch)
     refresh_s = summary(refresh_t, refresh_batch)
     sample_s = summary(sample_t, batch)
@@ -545,8 +546,7 @@ def run(args):
         sampling=sample_s,
         bank=dict(bytes_per_image=bank_bytes,
                   # a SimMIM bank holds one weight per mask unit, MAE's one per patch
-                  **{f'bytes_per_{cell}': {k: v / tokens[f'num_{cell}s']
-                                           for k, v in bank_bytes.items()}},
+                  **{f'bytes_per_{cell}': {k: v / n_cells for k, v in bank_bytes.items()}},
                   bytes_imagenet_1k={k: v * 1281167 for k, v in bank_bytes.items()}),
     )
     return result
