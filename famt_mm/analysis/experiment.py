@@ -145,8 +145,10 @@ def probe_data(settings: dict) -> ProbeData:
                      settings['num_test']), cfg.model.backbone.to_dict()
 
 
-def run_seed(seed: int, out_dir: str, settings: dict, log=print) -> List[dict]:
-    """Every run of one seed, in an interleaved order; skips runs that already have a json."""
+def run_seed(seed: int, out_dir: str, settings: dict, log=print,
+             methods: Optional[Sequence[str]] = None) -> List[dict]:
+    """Every run of one seed (or of ``methods``; MAE always runs first: it sets the time
+    budget), interleaved time / epochs; skips runs that already have a json."""
     seed_dir = osp.join(out_dir, f'seed{seed}')
     os.makedirs(seed_dir, exist_ok=True)
     data, backbone = probe_data(settings)
@@ -191,9 +193,11 @@ def run_seed(seed: int, out_dir: str, settings: dict, log=print) -> List[dict]:
     # MAE at E epochs is both MAE's equal-epoch run and the time budget of this seed.
     mae = one('MAE', 'epochs')
     budget = mae['train']['seconds']
-    for method in METHODS:
+    for method in METHODS if methods is None else methods:
         if method == 'MAE':
             continue
+        if method not in METHODS:
+            raise KeyError(f'unknown method {method!r}; choose from {tuple(METHODS)}')
         one(method, 'time', budget)
         one(method, 'epochs')
     return results

@@ -62,6 +62,8 @@ def parse_args(argv=None):
                    help='tiny model, 40 images, 2 epochs, 24 test images: a smoke test')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='overrides applied to both pre-training configs')
+    p.add_argument('--methods', nargs='+', default=None,
+                   help='run only these methods (names as in the table; MAE always runs)')
     p.add_argument('--no-report', action='store_true', help='run the seeds, skip the summary')
     p.add_argument('--report-only', action='store_true',
                    help='only summarise the run jsons already in --out-dir')
@@ -107,7 +109,7 @@ def main(argv=None):
         else:
             for seed in args.seeds:
                 experiment.run_seed(seed, out_dir, settings,
-                                    log=lambda s: print(s, flush=True))
+                                    log=lambda s: print(s, flush=True), methods=args.methods)
     if not args.no_report:
         result = experiment.report(out_dir, settings)
         print(f"\n{osp.join(out_dir, 'results.md')} ({time.perf_counter() - t0:.0f} s)")
