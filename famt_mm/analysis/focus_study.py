@@ -118,8 +118,16 @@ def run_study(out_dir: str, experiment_dir: str = None, seed: int = 0, size_epoc
     from mmengine.config import Config
     from . import experiment as exp
     os.makedirs(out_dir, exist_ok=True)
+    # the experiment's data and model options (its --quick ones, say), when it has a summary
+    run_opts, num_test = {}, 1000
+    summary = osp.join(experiment_dir or '', 'results.json')
+    if experiment_dir and osp.isfile(summary):
+        with open(summary) as fh:
+            settings = json.load(fh)['settings']
+        run_opts, num_test = settings.get('cfg_options') or {}, settings['num_test']
     famt_cfg = Config.fromfile(exp.FAMT_CONFIG)
-    data, _ = exp.probe_data(dict(num_test=1000))
+    famt_cfg.merge_from_dict(copy.deepcopy(run_opts))
+    data, _ = exp.probe_data(dict(num_test=num_test, cfg_options=run_opts))
     rows = []
 
     def record(what, model, **extra):
@@ -138,30 +146,23 @@ def run_study(out_dir: str, experiment_dir: str = None, seed: int = 0, size_epoc
     if experiment_dir and osp.isfile(mae_dir):
         with open(mae_dir) as fh:
             mae = json.load(fh)
-        summary = osp.join(experiment_dir, 'results.json')  # the experiment's model options
-        run_opts = {}
-        if osp.isfile(summary):
-            with open(summary) as fh:
-                run_opts = json.load(fh)['settings'].get('cfg_options') or {}
-        run_cfg = copy.deepcopy(famt_cfg)
-        run_cfg.merge_from_dict(copy.deepcopy(run_opts))
         points = [(0.0, osp.join(osp.dirname(mae['train']['checkpoint']), 'init.pth'))]
         points += [(s['epochs'], s['path']) for s in mae['train']['snapshots']]
         points.append((mae['train']['epochs'], mae['train']['checkpoint']))
         for epochs, path in points:
-            model = build_famt_model(run_cfg)
+            model = build_famt_model(famt_cfg)
             load_encoder(model, load_local_checkpoint(path, map_location='cpu')['state_dict'])
             record(f'MAE (experiment encoder), {epochs:.1f} epochs', model, kind='length',
                    epochs=epochs)
     # 2. model size: MAE of each size for size_epochs epochs (the experiment's recipe)
     for name in sizes:
-        opts = dict(SIZES[name])
+        opts = {**run_opts, **SIZES[name]}
         settings = dict(epochs=size_epochs, clock='cpu', warmup_frac=0.1, famt_start_frac=0.25,
                         famt_interval_frac=0.25, cfg_options=opts)
         cfg = exp.build_cfg('MAE', osp.join(out_dir, f'size_{name.split()[0]}'), seed, settings)
         stats = exp.pretrain(cfg)
         size_cfg = copy.deepcopy(famt_cfg)
-        size_cfg.merge_from_dict(copy.deepcopy(opts))
+        size_cfg.merge_from_dict(copy.deepcopy(SIZES[name]))
         model = build_famt_model(size_cfg)
         load_encoder(model, load_local_checkpoint(stats['checkpoint'],
                                                  map_location='cpu')['state_dict'])
@@ -172,6 +173,6 @@ def run_study(out_dir: str, experiment_dir: str = None, seed: int = 0, size_epoc
         torch.manual_seed(seed)
         model = build_famt_model(famt_cfg)
         top1 = train_supervised(model, data, epochs=supervised_epochs, seed=seed)
-        record(f'supervised 64-d x 4, {supervised_epochs} epochs (test top-1 {top1:.1f}%)',
-               model.eval(), kind='supervised', epochs=supervised_epochs, test_top1=top1)
+        record(f'supervised (experiment encoder), {supervised_epochs} epochs '
+               f'(test top-1 {top1:.1f}%)', model.eval(), kind='supervised', epochs=supervised_epochs, test_top1=top1)
     return rows

@@ -150,3 +150,19 @@ def test_the_experiment_runs_end_to_end_with_a_tiny_budget(tmp_path):
     # a rerun finds every run's json and only summarises
     again = run_tool([TOOL, '--quick', '--seeds', '0', '--out-dir', str(out), '--report-only'])
     assert again.stdout.count('| MAE |') == 2
+    # the focus study on this experiment: MAE's init, snapshot and end, and a supervised encoder
+    study = run_tool([osp.join(REPO, 'tools', 'analysis', 'famt_focus_study.py'),
+                      '--experiment-dir', str(out), '--out-dir', str(tmp_path / 'study'),
+                      '--sizes', '--supervised-epochs', '1'])
+    rows = json.loads((tmp_path / 'study' / 'focus_study.json').read_text())
+    assert [r['kind'] for r in rows] == ['length'] * 3 + ['supervised']
+    assert [r['epochs'] for r in rows[:3]] == [0.0, curve_mae_epochs(mae), 2.0]
+    for row in rows:
+        assert set(row['focus']) == {'attention', 'frequency', 'product'}
+        for f in row['focus'].values():
+            assert f['images'] == 40 and 0 < f['object_area'] < 1 and f['lift'] > 0
+    assert 'lift attention' in study.stdout
+
+
+def curve_mae_epochs(mae):
+    return mae['train']['snapshots'][0]['epochs']
