@@ -174,5 +174,6 @@ def run_study(out_dir: str, experiment_dir: str = None, seed: int = 0, size_epoc
         model = build_famt_model(famt_cfg)
         top1 = train_supervised(model, data, epochs=supervised_epochs, seed=seed)
         record(f'supervised (experiment encoder), {supervised_epochs} epochs '
-               f'(test top-1 {top1:.1f}%)', model.eval(), kind='supervised', epochs=supervised_epochs, test_top1=top1)
+               f'(test top-1 {top1:.1f}%)', model.eval(), kind='supervised',
+               epochs=supervised_epochs, test_top1=top1)
     return rows

@@ -26,8 +26,8 @@ class ProbeData:
 
     def __init__(self, dataset_cfg: dict, preprocessor: dict, num_test: int):
         from famt_mm.datasets import SyntheticObjects
-        kw = {k: dataset_cfg[k] for k in ('img_size', 'seed', 'num_classes', 'object_scale', 'texture')
-              if k in dataset_cfg}
+        keys = ('img_size', 'seed', 'num_classes', 'object_scale', 'texture')
+        kw = {k: dataset_cfg[k] for k in keys if k in dataset_cfg}
         self.mean = torch.tensor(preprocessor['mean'], dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(preprocessor['std'], dtype=torch.float32).view(1, 3, 1, 1)
         self.to_rgb = preprocessor.get('to_rgb', True)
