@@ -251,7 +251,8 @@ def summarise(results: List[dict]) -> dict:
                 seconds=mean_std([x['seconds'] for x in t]),
                 wall_seconds=mean_std([x['wall_seconds'] for x in t]),
                 refresh_seconds=mean_std([x['refresh_seconds'] for x in t]
-                                         if METHODS[method]['config'] == 'famt' else []),
+                                         if METHODS[method]['config'] == 'famt' and
+                                         not METHODS[method].get('uniform') else []),
                 final_loss=mean_std([x['final_loss'] for x in t]))
             refreshes = [x['refreshes'] for x in t if x['refreshes']]
             if refreshes:  # focus per refresh, by refresh number
@@ -275,7 +276,7 @@ def _fmt(ms, digits=1, scale=1.0):
 def table(summary: dict, settings: dict) -> str:
     """The markdown tables of the summary (numbers as mean +- std over the seeds)."""
     lines = []
-    head = ('| method | seeds | epochs | CPU s | wall s | FAMT refresh s | linear CLS | '
+    head = ('| method | seeds | epochs | CPU s | wall s | refresh wall s | linear CLS | '
             'linear avg | k-NN CLS | k-NN avg |')
     sep = '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |'
     for mode, title in (('time', 'Equal time (each seed: the CPU seconds MAE took)'),
@@ -297,15 +298,17 @@ def table(summary: dict, settings: dict) -> str:
                 f"{_fmt(c['linear_avg'])} | {_fmt(c['knn_cls'])} | {_fmt(c['knn_avg'])} |")
         lines.append('')
     lines += ['**Object focus of the weights at each refresh** (lift = weight share on object '
-              'patches / their area share; 1.00 = no focus), equal-epoch runs:', '',
-              '| method | refresh 1 | refresh 2 | refresh 3 | refresh 4 |',
-              '| --- | --- | --- | --- | --- |']
+              'patches / their area share; 1.00 = no focus; epoch of the refresh):', '',
+              '| method | budget | refresh 1 | refresh 2 | refresh 3 | refresh 4 | refresh 5 |',
+              '| --- | --- | --- | --- | --- | --- | --- |']
     for method in METHODS:
-        c = summary.get(f'{method} [epochs]')
-        if not c or not c.get('focus'):
-            continue
-        cells = [f"ep {f['epoch']:.0f}: {_fmt(f['lift'], 2)}" for f in c['focus'][:4]]
-        lines.append(f'| {method} | ' + ' | '.join(cells + ['-'] * (4 - len(cells))) + ' |')
+        for mode in MODES:
+            c = summary.get(f'{method} [{mode}]')
+            if not c or not c.get('focus'):
+                continue
+            cells = [f"ep {f['epoch']:.0f}: {_fmt(f['lift'], 2)}" for f in c['focus'][:5]]
+            lines.append(f'| {method} | {mode} | ' + ' | '.join(cells + ['-'] * (5 - len(cells)))
+                         + ' |')
     area = [f['object_area'] for c in summary.values() if isinstance(c, dict)
             for f in c.get('focus', [])]
     if area:
