@@ -85,6 +85,9 @@ COVERAGE = {
     'python tools/analysis/mae_vs_famt_probe.py':
         'tests/test_eval/test_mae_vs_famt_probe.py::'
         'test_the_experiment_runs_end_to_end_with_a_tiny_budget',
+    'python tools/analysis/famt_focus_study.py':
+        'tests/test_eval/test_mae_vs_famt_probe.py::'
+        'test_the_experiment_runs_end_to_end_with_a_tiny_budget',
     'python tools/analysis/benchmark_pretrain.py':
         'tests/test_tools/test_benchmark.py::test_benchmark_cli_reports_every_number',
     'python tools/analysis/benchmark_pretrain.py --algorithm simmim':

@@ -170,7 +170,9 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
 
 
 def render_synthetic_object(seed: int, split: str, index: int, label: int,
-                            img_size: int = 64
+                            img_size: int = 64,
+                            object_scale: Tuple[float, float] = OBJECT_SCALE_RANGE,
+                            texture: bool = True
                             ) -> Tuple[np.ndarray, np.ndarray]:
     """Render sample ``index`` of stream ``(seed, split)``.
 
@@ -180,6 +182,11 @@ def render_synthetic_object(seed: int, split: str, index: int, label: int,
         index (int): Sample index inside the stream.
         label (int): Shape class (index into :data:`SHAPE_CLASSES`).
         img_size (int): Side of the square image.
+        object_scale (tuple[float, float]): Range of the object diameter as a
+            fraction of the side. Defaults to :data:`OBJECT_SCALE_RANGE`.
+        texture (bool): Textured background, textured object and distractors.
+            False draws the same random numbers but paints a flat background
+            (its mean colour), a flat object and no distractors.
 
     Returns:
         tuple: ``(img, mask)``, the H x W x 3 uint8 image in BGR order and
@@ -213,6 +220,8 @@ def render_synthetic_object(seed: int, split: str, index: int, label: int,
     img = (c1 * (keep * (1.0 - t))[..., None] +
            c2 * (keep * t)[..., None] + tint * tint_w[..., None])
     bg_mean = img.reshape(-1, 3).mean(axis=0)
+    if not texture:  # flat background; later draws stay the same (same geometry)
+        img[:] = bg_mean
 
     # Distractors: 0-2 small blobs that are not part of the object.
     for _ in range(int(rng.integers(0, 3))):
@@ -224,10 +233,12 @@ def render_synthetic_object(seed: int, split: str, index: int, label: int,
         du, dv = xx - cx, yy - cy
         bu = (du * ca + dv * sa) * (1.0 / r_blob)
         bv = (dv * ca - du * sa) * (1.0 / (r_blob * ratio))
-        img[bu * bu + bv * bv <= 1.0] = _random_colour(rng)
+        colour = _random_colour(rng)
+        if texture:
+            img[bu * bu + bv * bv <= 1.0] = colour
 
-    # Object geometry: diameter 15%-45% of the side, fully inside the image.
-    radius = 0.5 * size * rng.uniform(*OBJECT_SCALE_RANGE)
+    # Object geometry: diameter object_scale of the side, fully inside the image.
+    radius = 0.5 * size * rng.uniform(*object_scale)
     margin = min(_EXTENT[shape] * radius + 1.0, 0.5 * size)
     cy, cx = rng.uniform(margin, size - margin, 2)
     ang = math.radians(rng.uniform(-_ROTATION[shape], _ROTATION[shape]))
@@ -258,6 +269,8 @@ def render_synthetic_object(seed: int, split: str, index: int, label: int,
     else:
         pattern = _value_noise(rng, size, int(rng.integers(6, 13)))
     pattern = pattern[mask] * rng.uniform(0.3, 0.9)
+    if not texture:
+        pattern[:] = 0.0
     light_dir = rng.uniform(0.0, _TWO_PI)
     light = 1.0 + rng.uniform(0.08, 0.25) * np.clip(
         u[mask] * math.cos(light_dir) + v[mask] * math.sin(light_dir),
@@ -292,6 +305,15 @@ class SyntheticObjects(BaseDataset):
         num_classes (int): Number of shape classes, the first ``num_classes``
             of :data:`SHAPE_CLASSES`. Defaults to 8.
         seed (int): Non-negative seed of the whole dataset. Defaults to 0.
+        object_scale (tuple[float, float]): Range of the object diameter as a
+            fraction of the side. Defaults to (0.15, 0.45); the CPU probe
+            experiment uses larger objects (docs/evaluation.md).
+        texture (bool): Textured background and object, and distractors
+            (default); False gives flat colours and no distractors, with the
+            same object geometry. Defaults to True.
+        cache (bool): Keep every rendered image and mask in memory (each
+            process its own copy; rendering is deterministic, so the cache
+            changes speed only). Defaults to False.
         split (str): ``'train'``, ``'test'`` or ``'val'``; each split is its
             own disjoint stream. Defaults to ``'train'``.
         pipeline (Sequence): Transforms (configs or callables); config dicts
@@ -312,6 +334,9 @@ class SyntheticObjects(BaseDataset):
                  seed: int = 0,
                  split: str = 'train',
                  pipeline: Sequence = (),
+                 object_scale: Sequence[float] = OBJECT_SCALE_RANGE,
+                 cache: bool = False,
+                 texture: bool = True,
                  metainfo: Optional[dict] = None,
                  **kwargs):
         if int(num_samples) < 1:
@@ -324,6 +349,14 @@ class SyntheticObjects(BaseDataset):
         if int(seed) < 0:
             raise ValueError(f'seed must be non-negative, got {seed}')
         _split_code(split)
+        lo, hi = (float(v) for v in object_scale)
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError('object_scale must satisfy 0 < low <= high <= 1, got '
+                             f'{tuple(object_scale)}')
+        self.object_scale = (lo, hi)
+        self.cache = bool(cache)
+        self.texture = bool(texture)
+        self._cache: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
         self.num_samples = int(num_samples)
         self.img_size = int(img_size)
         self.num_classes = int(num_classes)
@@ -365,16 +398,24 @@ class SyntheticObjects(BaseDataset):
         return super().get_data_info(idx)
 
     def _render(self, record: dict) -> Tuple[np.ndarray, np.ndarray]:
-        return render_synthetic_object(self.seed, self.split,
-                                       record['synthetic_index'],
-                                       record['gt_label'], self.img_size)
+        index = record['synthetic_index']
+        out = self._cache.get(index)
+        if out is None:
+            out = render_synthetic_object(self.seed, self.split, index,
+                                          record['gt_label'], self.img_size,
+                                          self.object_scale, self.texture)
+            if self.cache:  # read-only, so a pipeline cannot alter the cache
+                for a in out:
+                    a.flags.writeable = False
+                self._cache[index] = out
+        return out
 
     def get_data_info(self, idx: int) -> dict:
         """Record of ``idx`` with the rendered BGR image, like after
         ``LoadImageFromFile``."""
         info = self._record(idx)
         img, _ = self._render(info)
-        info['img'] = img
+        info['img'] = img.copy() if self.cache else img  # pipelines may write
         info['img_shape'] = img.shape[:2]
         info['ori_shape'] = img.shape[:2]
         return info
@@ -437,7 +478,8 @@ class SyntheticObjects(BaseDataset):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_samples={self.num_samples}, '
                 f'img_size={self.img_size}, num_classes={self.num_classes}, '
-                f'seed={self.seed}, split={self.split!r})')
+                f'seed={self.seed}, split={self.split!r}, '
+                f'object_scale={self.object_scale})')
 
 
 def _overlap_matrix(size: int, cells: int) -> np.ndarray:

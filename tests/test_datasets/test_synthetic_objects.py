@@ -339,7 +339,42 @@ def test_indices_lazy_init_and_kwargs_pass_through():
     dict(seed=-1),
     dict(img_size=8),
     dict(num_classes=3, metainfo=dict(classes=('a', 'b'))),
+    dict(object_scale=(0.0, 0.5)),
+    dict(object_scale=(0.6, 0.5)),
+    dict(object_scale=(0.5, 1.2)),
 ])
 def test_invalid_arguments(kwargs):
     with pytest.raises(ValueError):
         SyntheticObjects(**kwargs)
+
+
+def test_probe_preset_large_flat_objects_with_the_same_geometry():
+    """object_scale / texture=False (the CPU probe experiment): big flat objects, same masks."""
+    kw = dict(num_samples=24, img_size=32, num_classes=4, object_scale=(0.5, 0.9))
+    flat, textured = SyntheticObjects(texture=False, **kw), SyntheticObjects(**kw)
+    bg_std_flat, bg_std_textured = [], []
+    for idx in range(len(flat)):
+        img, mask, label = flat.get_sample(idx)
+        assert label == textured.get_gt_labels()[idx]
+        np.testing.assert_array_equal(mask, textured.get_object_mask(idx))
+        ys, xs = np.nonzero(mask)
+        assert max(np.ptp(ys), np.ptp(xs)) + 1 >= 0.6 * 0.5 * 32, idx
+        # flat background: one colour plus sensor noise (sigma <= 7)
+        assert img[~mask].astype(np.float64).std(axis=0).max() < 10, idx
+        bg_std_flat.append(img[~mask].astype(np.float64).std(axis=0).mean())
+        bg_std_textured.append(
+            textured.get_image(idx)[~mask].astype(np.float64).std(axis=0).mean())
+    assert np.mean(bg_std_textured) > 2 * np.mean(bg_std_flat)
+    areas = np.array([flat.get_object_mask(i).mean() for i in range(len(flat))])
+    assert areas.mean() > 0.2  # default scale: objects below 0.25 of the image, most far less
+
+
+def test_cache_changes_speed_not_images():
+    kw = dict(num_samples=6, img_size=32, object_scale=(0.5, 0.9))
+    cached, plain = SyntheticObjects(cache=True, **kw), SyntheticObjects(**kw)
+    for idx in range(len(cached)):
+        first = cached[idx]['img']
+        first[:] = 0  # a pipeline writing into its input must not alter the cache
+        np.testing.assert_array_equal(cached[idx]['img'], plain[idx]['img'])
+        np.testing.assert_array_equal(cached.get_object_mask(idx), plain.get_object_mask(idx))
+    assert len(cached._cache) == len(cached) and not plain._cache

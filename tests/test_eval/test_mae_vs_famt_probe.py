@@ -1,83 +1,168 @@
-"""tools/analysis/mae_vs_famt_probe.py: the budgeted loop, and the whole command with a
-tiny model and a tiny budget."""
-import importlib.util
+"""famt_mm.analysis (the CPU probe experiment) and its command, tools/analysis/mae_vs_famt_probe.py:
+the budgeted loop, the probes, the focus measure, the uniform control, and the quick variant end
+to end."""
 import json
 import os.path as osp
 
 import pytest
+import torch
 
-from tests.conftest import MAE_DEMO, REPO, TINY_OPTIONS, run_tool, tiny_cfg
+from tests.conftest import FAMT_DEMO, MAE_DEMO, REPO, run_tool, tiny_cfg
 
 TOOL = osp.join(REPO, 'tools', 'analysis', 'mae_vs_famt_probe.py')
 
 
-def _tool_module():
-    spec = importlib.util.spec_from_file_location('mae_vs_famt_probe', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_budgeted_loop_stops_at_the_budget_and_saves_the_last_epoch(tmp_path):
-    from mmengine.runner import Runner
-    from famt_mm.compat import load_local_checkpoint
-    tool = _tool_module()
-    cfg = tiny_cfg(tmp_path / 'work', config=MAE_DEMO, max_epochs=3)
-    budget = 1.5
-    cfg.train_cfg = dict(type='BudgetedEpochBasedTrainLoop', budget_s=budget)
+def _budgeted(cfg, **loop):
+    import famt_mm.analysis  # noqa: F401  (registers the loop and hooks)
+    cfg.train_cfg = dict(type='BudgetedEpochBasedTrainLoop', **loop)
     cfg.param_scheduler = None
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 6,
                                         save_last=True, max_keep_ckpts=1)
-    cfg.experiment_name = 'budgeted_loop'
+    return cfg
+
+
+def test_time_budget_stops_at_the_budget_snapshots_and_saves_the_last_epoch(tmp_path):
+    from mmengine.runner import Runner
+    from famt_mm.compat import load_local_checkpoint
+    budget = 1.5
+    cfg = _budgeted(tiny_cfg(tmp_path / 'work', config=MAE_DEMO), budget_s=budget, clock='cpu',
+                    snapshot_fracs=[0.3, 0.6])
+    cfg.experiment_name = 'time_budget'
     runner = Runner.from_cfg(cfg)
     runner.train()
     loop = runner.train_loop
     stats = loop.stats
-    assert budget <= stats['train_seconds'] < budget + 10  # one step past it at most
+    assert budget <= stats['seconds'] < budget + 10
+    assert stats['seconds'] == pytest.approx(stats['cpu_seconds'], abs=1e-3)  # the cpu clock
     assert stats['images'] == len(stats['losses']) * 8 and stats['iters'] == loop.iter
     assert loop.epoch - 1 < stats['epochs'] <= loop.epoch
+    assert [s['frac'] for s in stats['snapshots']] == [0.3, 0.6]
+    for snap in stats['snapshots']:  # taken once the share was spent, encoder keys only
+        assert snap['seconds'] >= snap['frac'] * budget
+        sd = torch.load(snap['path'], map_location='cpu')['state_dict']
+        assert sd and all(k.startswith('backbone.') for k in sd)
     ckpt = load_local_checkpoint(osp.join(str(tmp_path / 'work'), f'epoch_{loop.epoch}.pth'))
     assert ckpt['meta']['iter'] == loop.iter
-    # the time-driven schedule: warm-up from ~0, peak at 10%, ~0 at the end
+    # the budget-driven schedule: warm-up from ~0, peak at 10%, ~0 at the end
     assert loop.lr_factor(0.0) == pytest.approx(1e-3)
     assert loop.lr_factor(0.1) == pytest.approx(1.0)
     assert loop.lr_factor(1.0) == pytest.approx(0.0, abs=1e-12)
     assert runner.optim_wrapper.get_lr()['lr'][0] < 0.5 * 1.5e-4
 
 
+def test_epoch_budget_runs_whole_epochs_and_pausing_stops_the_clock(tmp_path):
+    import time
+    from mmengine.runner import Runner
+    cfg = _budgeted(tiny_cfg(tmp_path / 'work', config=MAE_DEMO), budget_s=None,
+                    max_epochs=2, clock='wall')
+    cfg.experiment_name = 'epoch_budget'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    loop = runner.train_loop
+    assert loop.stats['epochs'] == 2.0 and loop.iter == 2 * len(loop.dataloader)
+    assert loop.progress() == 1.0
+    before = loop.elapsed('wall')
+    with loop.paused():
+        time.sleep(0.3)
+    assert loop.elapsed('wall') - before < 0.1
+
+
+def test_linear_and_knn_probes_read_separable_features_and_not_noise():
+    from famt_mm.analysis import knn_probe, linear_probe
+    g = torch.Generator().manual_seed(0)
+    centres = 4 * torch.randn(4, 16, generator=g)
+    y = torch.arange(400) % 4
+    f = centres[y] + torch.randn(400, 16, generator=g)
+    tr, te = slice(0, 300), slice(300, 400)
+    assert linear_probe(f[tr], y[tr], f[te], y[te], 4)['top1'] > 95
+    assert knn_probe(f[tr], y[tr], f[te], y[te], 4)['top1'] > 95
+    noise = torch.randn(400, 16, generator=g)
+    assert linear_probe(noise[tr], y[tr], noise[te], y[te], 4)['top1'] < 45
+    assert knn_probe(noise[tr], y[tr], noise[te], y[te], 4)['top1'] < 45
+
+
+def test_object_focus_is_one_for_uniform_weights_and_higher_on_the_object():
+    from famt_mm.analysis import bank_object_focus, object_covers
+    from famt_mm.datasets import SyntheticObjects
+    from famt_mm.models.famt_weights import quantize_weights
+    ds = SyntheticObjects(num_samples=6, img_size=32, num_classes=4, object_scale=(0.5, 0.9),
+                          texture=False)
+    covers = object_covers(ds, (8, 8))
+    assert covers.shape == (6, 8, 8) and 0 < float(covers.mean()) < 1
+    uniform = bank_object_focus(quantize_weights(torch.ones(6, 8, 8), 'float16'), covers)
+    assert uniform['lift'] == pytest.approx(1.0, abs=1e-6)
+    assert uniform['object_area'] == pytest.approx(float(covers.mean()))
+    on_object = bank_object_focus(quantize_weights(0.01 + covers.float(), 'uint8'), covers)
+    off_object = bank_object_focus(quantize_weights(1.01 - covers.float(), 'uint8'), covers)
+    assert on_object['lift'] > 1.5 and off_object['lift'] < 0.7
+
+
+def test_uniform_control_throws_like_famt_with_equal_weights(tmp_path):
+    from mmengine.runner import Runner
+    import famt_mm.analysis  # noqa: F401
+    cfg = tiny_cfg(tmp_path / 'work', config=FAMT_DEMO, max_epochs=2)
+    cfg.custom_hooks = [dict(type='UniformFAMTBankHook', start_epoch=1)]
+    cfg.experiment_name = 'uniform_control'
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    gen = runner.model.mask_generator
+    assert gen.famt_active and gen.bank.shape == (40, 4, 4)
+    assert bool((gen.bank == gen.bank.flatten()[0]).all())  # equal weights
+    # the draw itself, on real samples of the training pipeline
+    data = next(iter(runner.train_dataloader))
+    ids_m, ids_t, ids_v = gen.sample(data['data_samples'], (4, 4), len(data['inputs']), 'cpu')
+    assert (ids_m.shape[1], ids_t.shape[1], ids_v.shape[1]) == (7, 6, 3)  # .45 / .40 of 16
+
+
 def test_the_experiment_runs_end_to_end_with_a_tiny_budget(tmp_path):
-    options = []
-    for key, value in TINY_OPTIONS.items():
-        if key.startswith('default_hooks'):
-            continue
-        if isinstance(value, dict):
-            options += [f'{key}.{k}={v}' for k, v in value.items()]
-        else:
-            options.append(f'{key}={value}')
     out = tmp_path / 'out'
-    proc = run_tool([TOOL, '--budget-s', '2', '--seeds', '0', '1', '--num-test', '24',
-                     '--out-dir', str(out), '--cfg-options', *options], timeout=300)
-    assert '| MAE |' in proc.stdout and '| FAMT |' in proc.stdout
-    assert osp.getsize(out / 'results.png') > 1000
+    proc = run_tool([TOOL, '--quick', '--seeds', '0', '--out-dir', str(out),
+                     '--curve-fracs', '0.5', '--l2-grid', '1e-3'], timeout=600)
+    assert '| FAMT (A x F) |' in proc.stdout and '| random init |' in proc.stdout
     with open(out / 'results.json') as f:
         result = json.load(f)
-    assert [r['seed'] for r in result['runs']] == [0, 1]
-    for run in result['runs']:
-        for method in ('MAE', 'FAMT'):
-            train = run[method]['train']
-            assert train['train_seconds'] >= 2 and train['images'] > 0 and train['epochs'] > 0
-            assert osp.isfile(run[method]['checkpoint'])
-        for method in ('random init', 'MAE', 'FAMT'):
-            for feat in ('cls', 'avg'):
-                assert 0 <= run[method]['probe'][feat]['top1'] <= 100
-        start, interval = run['FAMT']['schedule']
-        assert start >= 1 and interval >= 1
-        focus = run['FAMT']['object_focus']
-        if run['FAMT']['train']['refreshes']:  # FAMT started within the budget
-            assert 0 < focus['object_area'] < 1 and 0 < focus['weight_on_object'] < 1
-            assert focus['images'] == 40
+    runs = {(r['method'], r['mode']) for r in result['runs']}
+    from famt_mm.analysis.experiment import METHODS
+    assert runs == {('MAE', 'epochs')} | {(m, mode) for m in METHODS if m != 'MAE'
+                                          for mode in ('epochs', 'time')}
+    by = {(r['method'], r['mode']): r for r in result['runs']}
+    mae = by['MAE', 'epochs']
+    assert mae['train']['epochs'] == 2 and 'random_init' in mae
+    for (method, mode), r in by.items():
+        t = r['train']
+        assert t['images'] > 0 and osp.isfile(t['checkpoint'])
+        if mode == 'time':  # the budget is MAE's CPU seconds of the same seed
+            assert r['budget_s'] == mae['train']['seconds'] <= t['seconds']
         else:
-            assert focus is None
-    assert result['settings']['num_train'] == 40
-    summary = result['summary']
-    assert summary['MAE']['cls_top1'][0] is not None
+            assert t['epochs'] == 2
+        for feat in ('cls', 'avg', 'cls_knn', 'avg_knn'):
+            assert 0 <= r['probe'][feat]['top1'] <= 100
+    famt = by['FAMT (A x F)', 'epochs']['train']
+    assert [x['epoch'] for x in famt['refreshes']] == [1]  # start 1 of 2 epochs
+    focus = famt['refreshes'][0]
+    assert 0 < focus['object_area'] < 1 and 0 < focus['weight_on_object'] < 1
+    assert focus['images'] == 40
+    assert by['uniform, FAMT budget (.45/.40)', 'epochs']['train']['refreshes'] == []
+    curve = by['FAMT (A x F)', 'time']['train']['snapshots']
+    assert [s['frac'] for s in curve] == [0.5] and 'probe' in curve[0]
+    assert osp.getsize(out / 'curves.png') > 1000
+    assert '**Equal time' in (out / 'results.md').read_text()
+    # a rerun finds every run's json and only summarises
+    again = run_tool([TOOL, '--quick', '--seeds', '0', '--out-dir', str(out), '--report-only'])
+    assert again.stdout.count('| MAE |') == 2
+    # the focus study on this experiment: MAE's init, snapshot and end, and a supervised encoder
+    study = run_tool([osp.join(REPO, 'tools', 'analysis', 'famt_focus_study.py'),
+                      '--experiment-dir', str(out), '--out-dir', str(tmp_path / 'study'),
+                      '--sizes', '--supervised-epochs', '1'])
+    rows = json.loads((tmp_path / 'study' / 'focus_study.json').read_text())
+    assert [r['kind'] for r in rows] == ['length'] * 3 + ['supervised']
+    assert [r['epochs'] for r in rows[:3]] == [0.0, curve_mae_epochs(mae), 2.0]
+    for row in rows:
+        assert set(row['focus']) == {'attention', 'frequency', 'product'}
+        for f in row['focus'].values():
+            assert f['images'] == 40 and 0 < f['object_area'] < 1 and f['lift'] > 0
+    assert 'lift attention' in study.stdout
+
+
+def curve_mae_epochs(mae):
+    return mae['train']['snapshots'][0]['epochs']
