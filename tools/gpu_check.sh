@@ -2,7 +2,7 @@
 # End-to-end check of a GPU machine, printed as one short table (docs/benchmark.md):
 #   1. bash tools/install.sh [--with-ops]: the user's torch must stay as it was;
 #   2. the FAMT vs MAE training step (tools/analysis/benchmark_pretrain.py), bf16:
-#      ViT-B/16 batch 512 and ViT-L/16 batch $L_BATCH (default 512);
+#      ViT-B/16 batch 512 and ViT-L/16 batch $L_BATCH (default 256, as docs/benchmark.md);
 #   3. a short AMP training through the switch and two weight refreshes (the demo
 #      config, --amp, 3 epochs), which must keep AmpOptimWrapper (no CPU fallback);
 #   4. the refresh speed and the weight bank's memory (benchmark and training log).
@@ -58,8 +58,8 @@ if [ "$DRY" = 1 ]; then
          custom_hooks.0.num_workers=0 custom_hooks.1.indices=[0] train_cfg.max_epochs=3)
 else
   "$PY" -c 'import torch; assert torch.cuda.is_available(), "no usable GPU: see tools/train.py"'
-  bench=(--device cuda --precision bf16 --steps 20 --warmup 5)
-  runs=("b:b:512" "l:l:${L_BATCH:-512}")
+  bench=(--device cuda --precision bf16 --steps 50 --warmup 10)
+  runs=("b:b:512" "l:l:${L_BATCH:-256}")
   train=(--amp --cfg-options custom_hooks.0.start_epoch=1 custom_hooks.0.interval=1
          train_cfg.max_epochs=3)
 fi
