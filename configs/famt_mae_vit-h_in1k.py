@@ -4,15 +4,10 @@
 # Any other MAE recipe of mmpretrain works the same way (README, "Any mmpretrain MAE recipe").
 #   bash tools/dist_train.sh configs/famt_mae_vit-h_in1k.py 8
 _base_ = 'mmpretrain::mae/mae_vit-huge-p14_8xb512-amp-coslr-1600e_in1k.py'
-from famt_mm.recipe import famt_train_dataloader  # noqa: E402  (after _base_: text config)
+from famt_mm.recipe import famt_model, famt_train_dataloader  # noqa: E402 (text config)
 
 custom_imports = dict(imports=['famt_mm'], allow_failed_imports=False)
-model = dict(
-    type='FAMTMAE',
-    backbone=dict(type='FAMTViT'),
-    neck=dict(type='FAMTPretrainDecoder'),
-    head=dict(type='FAMTPretrainHead'),
-    mask_generator=dict(type='FAMTMaskGenerator', mask_ratio=0.45, throw_ratio=0.40))
+model = famt_model(mask_ratio=0.45, throw_ratio=0.40)  # FAMT types, FAMTMaskGenerator
 train_dataloader = famt_train_dataloader(_base_.train_dataloader)  # noqa: F821
 train_pipeline = train_dataloader['dataset']['pipeline']
 custom_hooks = [

@@ -5,7 +5,8 @@ data loader through :func:`famt_train_dataloader` (see README, "Any mmpretrain M
 recipe", and docs/configs.md)::
 
     _base_ = 'mmpretrain::mae/mae_vit-large-p16_8xb512-amp-coslr-800e_in1k.py'
-    from famt_mm.recipe import famt_train_dataloader
+    from famt_mm.recipe import famt_model, famt_train_dataloader
+    model = famt_model(mask_ratio=0.45, throw_ratio=0.40)
     train_dataloader = famt_train_dataloader(_base_.train_dataloader)
 
 ``_base_`` must be the config's first statement: mmengine then reads the file as a
@@ -67,6 +68,15 @@ def famt_pipeline(pipeline):
             f'that crop) and one PackInputs in the training pipeline; found {crops} and '
             f'{packs} in {[_type_name(s) for s in pipeline]}')
     return out
+
+
+def famt_model(**mask_generator):
+    """What turns the inherited MAE model into FAMT, merged onto it by mmengine: the FAMT
+    types (same parameters as MAE's) and ``FAMTMaskGenerator(**mask_generator)``; the
+    recipe's arch, patch size, decoder and loss stay as they are."""
+    return dict(type='FAMTMAE', backbone=dict(type='FAMTViT'),
+                neck=dict(type='FAMTPretrainDecoder'), head=dict(type='FAMTPretrainHead'),
+                mask_generator=dict(type='FAMTMaskGenerator', **mask_generator))
 
 
 def famt_train_dataloader(train_dataloader):
