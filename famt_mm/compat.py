@@ -1,32 +1,53 @@
-"""Fixes for what the modern torch stack breaks in mmengine 0.10.7 / mmpretrain 1.2.
+"""Where famt_mm meets the machine and the library versions it runs on.
 
 Applied on ``import famt_mm`` (configs pull it in with ``custom_imports``):
 
-* torch >= 2.6 loads with ``weights_only=True`` by default, but checkpoints
-  written by mmengine hold non-tensor objects (message hub, numpy scalars,
-  config), so ``load_checkpoint``, ``resume`` and ``load_from`` raise
-  ``UnpicklingError``. mmengine's local-file loader is re-registered to read
-  them as torch < 2.6 did. Checkpoints are trusted files, exactly as before.
+* mmengine <= 0.10.7 checkpoint loading on torch >= 2.6. torch 2.6 made
+  ``torch.load`` default to ``weights_only=True``, but checkpoints written by
+  mmengine hold non-tensor objects (message hub, numpy scalars, config), so
+  with mmengine 0.10.7 (the newest release; its issue 1655, fixed only on its
+  main branch) ``load_checkpoint``, ``resume`` and ``load_from`` raise
+  ``UnpicklingError``. For exactly those versions mmengine's local-file
+  loader is re-registered to read them as torch < 2.6 did. Checkpoints are
+  trusted files, exactly as before.
 
-``adapt_cfg_to_device`` rewrites, on a machine without CUDA, the parts of a
-GPU config that cannot run on CPU (AMP optimizer wrapper, nccl, GPU-only DDP
-arguments), with a warning, so the same config serves tests and real runs.
-``init_cpu_distributed`` starts a gloo process group for ``torchrun`` /
-slurm launches on CPU (mmengine's ``init_dist`` always calls
-``torch.cuda.set_device``).
+``adapt_cfg_to_device`` rewrites, on a machine without a GPU, the parts of a
+GPU config that cannot run on the CPU (AMP optimizer wrapper, nccl, GPU-only
+DDP arguments), with a warning, so the same config serves tests and real runs.
+Where the machine has an NVIDIA GPU that this torch cannot use (driver too old,
+devices hidden, ...), it stops instead, naming the cause, unless the CPU run is
+asked for (``FAMT_ALLOW_CPU=1`` or ``tools/train.py --allow-cpu``).
+``require_mmcv_ops`` stops an mmdet / mmseg run at start when mmcv has no
+compiled ops, saying how to get them. ``init_cpu_distributed`` starts a gloo
+process group for ``torchrun`` / slurm launches on CPU (mmengine's
+``init_dist`` always calls ``torch.cuda.set_device``).
 """
 import copy
+import glob
 import os
+import re
 import warnings
 
+import mmengine
 import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
 
-def _torch_loads_weights_only_by_default() -> bool:
-    major, minor = (int(v) for v in torch.__version__.split('.')[:2])
-    return (major, minor) >= (2, 6)
+def _release(version):
+    """'2.6.0+cu124' -> (2, 6); '0.10.7' -> (0, 10, 7)."""
+    return tuple(int(v) for v in re.findall(r'\d+', version.split('+')[0])[:3])
+
+
+# The newest mmengine that loads with torch's default (no fixed release exists yet).
+MMENGINE_LAST_UNFIXED = (0, 10, 7)
+
+
+def needs_full_checkpoint_loading(torch_version=torch.__version__,
+                                  mmengine_version=mmengine.__version__):
+    """Whether mmengine's local loader breaks on this torch (torch >= 2.6, mmengine <= 0.10.7)."""
+    return (_release(torch_version)[:2] >= (2, 6)
+            and _release(mmengine_version) <= MMENGINE_LAST_UNFIXED)
 
 
 def load_local_checkpoint(filename, map_location=None):
@@ -34,24 +55,98 @@ def load_local_checkpoint(filename, map_location=None):
     filename = os.path.expanduser(filename)
     if not os.path.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
-    if _torch_loads_weights_only_by_default():
+    if _release(torch.__version__)[:2] >= (2, 6):
         return torch.load(filename, map_location=map_location, weights_only=False)
     return torch.load(filename, map_location=map_location)
 
 
-CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
+if needs_full_checkpoint_loading():
+    CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
 
 _AMP_ONLY_KEYS = ('loss_scale', 'dtype', 'use_fsdp')
+# Oldest NVIDIA driver that runs each CUDA major version torch can be built with
+# (CUDA's minor-version compatibility: the driver that shipped with x.0).
+_MIN_DRIVER = {11: (450, 80), 12: (525, 60), 13: (580, 65)}
+# CUDA_VISIBLE_DEVICES values that hide every device.
+_HIDDEN = {'', '-1', 'none', 'nodevfiles', 'void'}
 
 
-def adapt_cfg_to_device(cfg, launcher='none'):
-    """Make a GPU config runnable on a CPU-only machine, in place.
+class GPUUnusableError(RuntimeError):
+    """The machine has an NVIDIA GPU that this torch cannot use."""
 
-    Returns the list of changes made (also logged as warnings); an empty
-    list where CUDA is available.
+
+def nvidia_devices(root='/'):
+    """The NVIDIA GPUs the kernel driver exposes under ``root`` (``/dev/nvidia<N>``,
+    ``/proc/driver/nvidia/gpus/*``); ``root`` points the probe at another tree in tests."""
+    return sorted(glob.glob(os.path.join(root, 'dev', 'nvidia[0-9]*'))
+                  + glob.glob(os.path.join(root, 'proc', 'driver', 'nvidia', 'gpus', '*')))
+
+
+def nvidia_driver_version(root='/'):
+    """(major, minor) of the loaded NVIDIA kernel driver, None when unknown."""
+    try:
+        with open(os.path.join(root, 'proc', 'driver', 'nvidia', 'version')) as f:
+            text = f.read()
+    except OSError:
+        return None
+    m = re.search(r'Kernel Module\D*?(\d+)\.(\d+)', text)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def cuda_unusable_cause(root='/', environ=None):
+    """Why torch cannot use this machine's NVIDIA GPU; None when it can or there is none."""
+    environ = os.environ if environ is None else environ
+    if torch.cuda.is_available() or not nvidia_devices(root):
+        return None
+    if torch.version.cuda is None:
+        return f'torch {torch.__version__} is a CPU-only build (install a CUDA build of torch)'
+    visible = environ.get('CUDA_VISIBLE_DEVICES')
+    if visible is not None and all(v.strip().lower() in _HIDDEN for v in visible.split(',')):
+        return f'CUDA_VISIBLE_DEVICES={visible!r} hides every GPU'
+    cuda_major = int(torch.version.cuda.split('.')[0])
+    driver, needed = nvidia_driver_version(root), _MIN_DRIVER.get(cuda_major)
+    if driver is not None and needed is not None and driver < needed:
+        return (f'the NVIDIA driver {driver[0]}.{driver[1]:02d} is older than the '
+                f'{needed[0]}.{needed[1]:02d} that torch {torch.__version__} (CUDA '
+                f'{torch.version.cuda}) needs: update the driver or install a torch built '
+                'for an older CUDA')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        torch.cuda.device_count()  # torch warns why CUDA did not initialise
+    said = '; '.join(str(w.message) for w in caught) or 'no reason given by torch'
+    return f'torch.cuda.is_available() is False ({said})'
+
+
+def check_gpu_usable(allow_cpu=None, root='/', environ=None):
+    """Stop where an NVIDIA GPU is present but unusable, unless the CPU run is asked for.
+
+    ``allow_cpu`` None reads ``FAMT_ALLOW_CPU`` (1 = run on the CPU anyway). Returns the
+    cause when the CPU run goes ahead by request, else None.
+    """
+    environ = os.environ if environ is None else environ
+    cause = cuda_unusable_cause(root, environ)
+    if cause is None:
+        return None
+    if allow_cpu is None:
+        allow_cpu = environ.get('FAMT_ALLOW_CPU', '0') not in ('', '0')
+    if not allow_cpu:
+        raise GPUUnusableError(
+            f'This machine has an NVIDIA GPU, but torch cannot use it: {cause}. Not falling '
+            'back to the CPU silently: fix that, or run on the CPU anyway with '
+            'FAMT_ALLOW_CPU=1 (tools/train.py --allow-cpu).')
+    return cause
+
+
+def adapt_cfg_to_device(cfg, launcher='none', allow_cpu=None, root='/'):
+    """Make a GPU config runnable on a machine without a usable GPU, in place.
+
+    Stops (``GPUUnusableError``) where an NVIDIA GPU is present but unusable, unless
+    ``allow_cpu`` (or ``FAMT_ALLOW_CPU=1``). Returns the list of changes made (also logged
+    as warnings); an empty list where CUDA is available.
     """
     if torch.cuda.is_available():
         return []
+    cause = check_gpu_usable(allow_cpu, root)
     changes = []
     optim = cfg.get('optim_wrapper')
     if optim is not None and optim.get('type') == 'AmpOptimWrapper':
@@ -73,11 +168,29 @@ def adapt_cfg_to_device(cfg, launcher='none'):
                                cfg.get('find_unused_parameters', False))
             cfg['model_wrapper_cfg'] = wrapper
             changes.append('DDP without device_ids (CPU module)')
+    why = f'GPU unusable ({cause}), CPU run asked for' if cause else 'No CUDA device'
     for change in changes:
-        msg = f'No CUDA device: {change}.'
+        msg = f'{why}: {change}.'
         warnings.warn(msg)
         print_log(msg, logger='current', level=30)
     return changes
+
+
+def require_mmcv_ops(cfg):
+    """Stop an mmdet / mmseg config at start when mmcv has no compiled ops."""
+    scope = cfg.get('default_scope')
+    if scope not in ('mmdet', 'mmseg'):
+        return
+    try:
+        import mmcv._ext  # noqa: F401  RoIAlign, nms, ... that mmdet / mmseg models import
+    except ImportError as e:
+        import mmcv
+        raise RuntimeError(
+            f"This {scope} config needs mmcv's compiled ops, and mmcv {mmcv.__version__} here "
+            f'has none ({e}). Get them with `bash tools/install.sh --with-ops` (builds mmcv '
+            '2.1.0 with its ops, about 10 minutes; FORCE_CUDA=1 for CUDA ops), or install '
+            "OpenMMLab's mmcv build for your torch and CUDA (README, Installation). "
+            'Pre-training does not need them.') from None
 
 
 def init_cpu_distributed(launcher, backend='gloo', timeout=None):

@@ -8,11 +8,11 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from famt_mm.compat import adapt_cfg_to_device, init_cpu_distributed  # noqa: E402
-from tools.train import build_runner  # noqa: E402
+from tools.train import build_runner, load_config  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -38,7 +38,7 @@ def main(argv=None):
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher

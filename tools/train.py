@@ -2,10 +2,13 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
                                  [--auto-scale-lr] [--cfg-options k=v ...]
-                                 [--launcher none|pytorch|slurm]
+                                 [--launcher none|pytorch|slurm] [--allow-cpu]
 
-On a machine without CUDA, AMP / nccl settings fall back to fp32 / gloo with a
-warning, so one config serves CPU tests and GPU runs.
+On a machine without a GPU, AMP / nccl settings fall back to fp32 / gloo with a
+warning, so one config serves CPU tests and GPU runs. On a machine whose NVIDIA GPU
+this torch cannot use, it stops naming the cause; --allow-cpu (or FAMT_ALLOW_CPU=1)
+runs on the CPU anyway. An mmdet / mmseg config stops at start when mmcv has no
+compiled ops (``bash tools/install.sh --with-ops``).
 """
 import argparse
 import os
@@ -15,7 +18,8 @@ import sys
 from mmengine.config import Config, DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from famt_mm.compat import adapt_cfg_to_device, init_cpu_distributed  # noqa: E402
+from famt_mm.compat import (adapt_cfg_to_device, init_cpu_distributed,  # noqa: E402
+                            require_mmcv_ops)
 
 
 def parse_args(argv=None):
@@ -39,6 +43,9 @@ def parse_args(argv=None):
         help='override settings in the config, e.g. train_cfg.max_epochs=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    parser.add_argument('--allow-cpu', action='store_true',
+                        help='train on the CPU even though an NVIDIA GPU is present but '
+                        'unusable (as FAMT_ALLOW_CPU=1)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
@@ -94,11 +101,21 @@ def build_runner(cfg):
     return Runner.from_cfg(cfg)
 
 
+def load_config(path):
+    """The config, its ``custom_imports`` imported once the stack can take them."""
+    from mmengine.utils import import_modules_from_strings
+    cfg = Config.fromfile(path, import_custom_modules=False)
+    require_mmcv_ops(cfg)  # before custom_imports, which would import mmdet / mmseg models
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg['custom_imports'])
+    return cfg
+
+
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     cfg = merge_args(cfg, args)
-    adapt_cfg_to_device(cfg, args.launcher)
+    adapt_cfg_to_device(cfg, args.launcher, allow_cpu=args.allow_cpu or None)
     import torch
     if args.launcher != 'none' and not torch.cuda.is_available():
         init_cpu_distributed(

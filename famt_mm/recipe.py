@@ -1,0 +1,91 @@
+"""Turn an inherited mmpretrain MAE recipe into FAMT from a short config.
+
+A config that inherits one of mmpretrain's own recipes with ``mmpretrain::`` keeps its
+data loader through :func:`famt_train_dataloader` (see README, "Any mmpretrain MAE
+recipe", and docs/configs.md)::
+
+    _base_ = 'mmpretrain::mae/mae_vit-large-p16_8xb512-amp-coslr-800e_in1k.py'
+    from famt_mm.recipe import famt_model, famt_train_dataloader
+    model = famt_model(mask_ratio=0.45, throw_ratio=0.40)
+    train_dataloader = famt_train_dataloader(_base_.train_dataloader)
+
+``_base_`` must be the config's first statement: mmengine then reads the file as a
+text config, in which an import is allowed and ``_base_`` holds the inherited
+variables (an import first would make mmengine treat it as a pure-Python config).
+
+Two things mmengine gets wrong or cannot express for such a config are handled here:
+
+* mmengine tags every dict with a ``type`` of a base loaded through ``pkg::`` with
+  ``_scope_``, including the loader's ``collate_fn``; ``Runner.build_dataloader`` then
+  passes ``_scope_`` to the collate function (``TypeError: default_collate() got an
+  unexpected keyword argument '_scope_'`` at the first batch). The returned loader
+  replaces the inherited one (``_delete_``) with a collate_fn without it.
+* a config cannot edit one element of an inherited list, and the pipeline needs two
+  (the crop that records its box, the meta keys FAMT reads): :func:`famt_pipeline`
+  derives them from whatever pipeline the recipe has.
+"""
+import copy
+
+from .datasets import FAMT_META_KEYS
+
+
+def _type_name(step):
+    kind = step.get('type')
+    return kind if isinstance(kind, str) else getattr(kind, '__name__', str(kind))
+
+
+def _plain(value):
+    """ConfigDict / list tree -> plain dicts and lists (a deep copy)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return copy.deepcopy(value)
+
+
+def famt_pipeline(pipeline):
+    """An MAE training pipeline with what FAMT needs, everything else as it was.
+
+    ``RandomResizedCrop`` becomes ``FAMTRandomResizedCrop`` (same arguments; it records
+    the crop box) and ``PackInputs`` keeps its meta keys plus ``FAMT_META_KEYS``. Raises
+    ``ValueError`` naming the step when the pipeline has no crop or no PackInputs.
+    """
+    out, crops, packs = [], 0, 0
+    for step in _plain(list(pipeline)):
+        name = _type_name(step).split('.')[-1]
+        if name == 'RandomResizedCrop':
+            step['type'] = 'FAMTRandomResizedCrop'
+        if name in ('RandomResizedCrop', 'FAMTRandomResizedCrop'):
+            crops += 1
+        if name == 'PackInputs':
+            keys = tuple(step.get('meta_keys') or ('sample_idx', 'img_path'))
+            step['meta_keys'] = keys + tuple(k for k in FAMT_META_KEYS if k not in keys)
+            packs += 1
+        out.append(step)
+    if crops != 1 or packs != 1:
+        raise ValueError(
+            f'famt_pipeline: FAMT needs exactly one RandomResizedCrop (its weight maps follow '
+            f'that crop) and one PackInputs in the training pipeline; found {crops} and '
+            f'{packs} in {[_type_name(s) for s in pipeline]}')
+    return out
+
+
+def famt_model(**mask_generator):
+    """What turns the inherited MAE model into FAMT, merged onto it by mmengine: the FAMT
+    types (same parameters as MAE's) and ``FAMTMaskGenerator(**mask_generator)``; the
+    recipe's arch, patch size, decoder and loss stay as they are."""
+    return dict(type='FAMTMAE', backbone=dict(type='FAMTViT'),
+                neck=dict(type='FAMTPretrainDecoder'), head=dict(type='FAMTPretrainHead'),
+                mask_generator=dict(type='FAMTMaskGenerator', **mask_generator))
+
+
+def famt_train_dataloader(train_dataloader):
+    """The inherited training loader, FAMT pipeline, without mmengine's ``_scope_`` in
+    ``collate_fn``; it replaces the inherited loader as a whole (``_delete_``)."""
+    loader = _plain(train_dataloader)
+    loader['dataset']['pipeline'] = famt_pipeline(loader['dataset']['pipeline'])
+    collate = loader.get('collate_fn')
+    if isinstance(collate, dict):
+        collate.pop('_scope_', None)
+    loader['_delete_'] = True
+    return loader
