@@ -50,13 +50,17 @@ def build_probe_encoder(backbone_cfg: dict, checkpoint: str):
     """Frozen mmpretrain VisionTransformer with the pre-training arch, strictly loaded."""
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
+
+    from ..transfer.checkpoint import load_strict_pretrained_modules
     bb = backbone_cfg
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         encoder = MODELS.build(dict(
             type='VisionTransformer', arch=bb['arch'], img_size=bb['img_size'],
             patch_size=bb['patch_size'], out_type='raw', final_norm=True,
             init_cfg=dict(type='StrictPretrained', checkpoint=checkpoint, prefix='backbone.')))
-    encoder.init_weights()
+    # strict: every tensor comes from the checkpoint. No init_weights() after it:
+    # VisionTransformer.init_weights re-draws pos_embed unless init_cfg is 'Pretrained'.
+    load_strict_pretrained_modules(encoder)
     encoder.eval()
     return encoder.requires_grad_(False)
 

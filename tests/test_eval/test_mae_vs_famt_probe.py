@@ -166,3 +166,21 @@ def test_the_experiment_runs_end_to_end_with_a_tiny_budget(tmp_path):
 
 def curve_mae_epochs(mae):
     return mae['train']['snapshots'][0]['epochs']
+
+
+def test_probe_encoder_holds_the_checkpoint_position_embeddings(tmp_path):
+    # VisionTransformer.init_weights re-draws pos_embed unless it was loaded first
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+    from famt_mm.analysis.probe import build_probe_encoder
+    cfg = Config.fromfile(MAE_DEMO)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    with torch.no_grad():
+        model.backbone.pos_embed.normal_()
+    path = str(tmp_path / 'mae.pth')
+    torch.save(dict(state_dict=model.state_dict()), path)
+    enc = build_probe_encoder(cfg.model.backbone, path)
+    assert torch.equal(enc.pos_embed, model.backbone.pos_embed)
+    assert torch.equal(enc.patch_embed.projection.weight,
+                       model.backbone.patch_embed.projection.weight)
