@@ -22,30 +22,33 @@ def bank_file_name(epoch: int, dtype_name: str) -> str:
     return f'bank_epoch_{int(epoch):04d}.{dtype_name}.npy'
 
 
-def _chunks(maps: torch.Tensor) -> Iterable[np.ndarray]:
-    flat = maps.contiguous()
-    for start in range(0, flat.shape[0], CHUNK_ROWS):
-        yield flat[start:start + CHUNK_ROWS].view(torch.uint8).numpy()
-
-
 def write_bank_file(path: str, maps: torch.Tensor) -> str:
     """Write ``maps`` (N x h x w, float16 or uint8) to ``path``; return the SHA-1 of the bytes.
 
     Writes ``path + '.tmp'`` then renames, so a crash leaves no half file under ``path``.
     """
+    flat = maps.contiguous()
+    return write_bank_chunks(path, tuple(flat.shape), str(flat.dtype).split('.')[-1],
+                             (flat[i:i + CHUNK_ROWS].numpy()
+                              for i in range(0, flat.shape[0], CHUNK_ROWS)))
+
+
+def write_bank_chunks(path: str, shape: Tuple[int, ...], dtype_name: str,
+                      chunks: Iterable[np.ndarray]) -> str:
+    """:func:`write_bank_file` from row chunks in order (arrays of ``dtype_name``, rows x h x w),
+    so a bank larger than memory can be written."""
     os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
     tmp = path + '.tmp'
-    dtype = np.float16 if maps.dtype == torch.float16 else np.uint8
-    out = np.lib.format.open_memmap(tmp, mode='w+', dtype=dtype, shape=tuple(maps.shape))
-    raw = out.reshape(-1).view(np.uint8)
+    out = np.lib.format.open_memmap(tmp, mode='w+', dtype=np.dtype(dtype_name), shape=shape)
     h, pos = hashlib.sha1(), 0
-    for chunk in _chunks(maps):
-        b = chunk.reshape(-1)
-        raw[pos:pos + b.size] = b
-        h.update(b)
-        pos += b.size
+    for chunk in chunks:
+        out[pos:pos + chunk.shape[0]] = chunk
+        h.update(np.ascontiguousarray(chunk).view(np.uint8).reshape(-1))
+        pos += chunk.shape[0]
+    if pos != shape[0]:
+        raise ValueError(f'write_bank_chunks: got {pos} rows for a bank of {shape[0]}')
     out.flush()
-    del out, raw
+    del out
     os.replace(tmp, path)
     return h.hexdigest()
 

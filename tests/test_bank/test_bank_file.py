@@ -111,3 +111,11 @@ def test_two_reader_processes_share_one_copy(tmp_path):
     for _, rss, uss in results:
         # the file's pages are resident in both (RSS) but private to neither (USS): one copy
         assert rss > size and uss < 0.25 * size, (rss, uss, size)
+
+
+def test_bank_scale_tool_measures_a_small_bank(tmp_path):
+    from tests.conftest import run_tool
+    out = run_tool(['tools/analysis/bank_scale.py', '--images', '20000', '--dtype', 'uint8',
+                    '--batches', '5', '--dir', str(tmp_path)]).stdout
+    assert 'ckpt_famt_bytes_before: 3920000' in out and 'reader_uss_MiB' in out
+    assert not list(tmp_path.iterdir())  # the bank file is deleted afterwards
