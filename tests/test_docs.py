@@ -97,6 +97,8 @@ COVERAGE = {
     'python tools/analysis/famt_focus_study.py':
         'tests/test_eval/test_mae_vs_famt_probe.py::'
         'test_the_experiment_runs_end_to_end_with_a_tiny_budget',
+    'python tools/analysis/bank_scale.py':
+        'tests/test_bank/test_bank_file.py::test_bank_scale_tool_measures_a_small_bank',
     'python tools/analysis/benchmark_pretrain.py':
         'tests/test_tools/test_benchmark.py::test_benchmark_cli_reports_every_number',
     'python tools/analysis/benchmark_pretrain.py --algorithm simmim':

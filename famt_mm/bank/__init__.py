@@ -4,9 +4,14 @@
 and ``check_ranks_agree`` (the distributed side), ``dataset_fingerprint`` (which training set
 a bank belongs to). No mmpretrain and no Runner inside: the hook and the mask generator use it.
 """
+from .bank_file import (bank_file_name, file_checksum, open_bank_file, write_bank_chunks,
+                        write_bank_file)
 from .fingerprint import dataset_fingerprint
 from .gather import check_ranks_agree, gather_by_index
-from .weight_bank import BANK_DTYPES, BANK_FORMAT_VERSION, WeightBank
+from .weight_bank import (BANK_DTYPES, BANK_FILE_FORMAT_VERSION, BANK_FORMAT_VERSION,
+                          WeightBank)
 
 __all__ = ['WeightBank', 'BANK_FORMAT_VERSION', 'BANK_DTYPES', 'gather_by_index',
-           'check_ranks_agree', 'dataset_fingerprint']
+           'check_ranks_agree', 'dataset_fingerprint', 'BANK_FILE_FORMAT_VERSION',
+           'bank_file_name', 'write_bank_file', 'write_bank_chunks', 'open_bank_file',
+           'file_checksum']

@@ -5,12 +5,19 @@ Row ``i`` is the map of the image with dataset index (``sample_idx``) ``i``, qua
 See docs/method.md section 6 (the bank) and docs/design.md (its place in the code).
 """
 import hashlib
+import os.path as osp
+import warnings
 from typing import Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
-#: Version of the ``checkpoint['famt']`` layout written by :meth:`WeightBank.state_dict`.
+from .bank_file import file_checksum, open_bank_file
+
+#: Version of the ``checkpoint['famt']`` layout written by :meth:`WeightBank.state_dict`:
+#: 1 holds the maps inline, 2 references a bank file by name and SHA-1 (both are read).
 BANK_FORMAT_VERSION = 1
+BANK_FILE_FORMAT_VERSION = 2
 
 #: Storage dtypes of a bank, by the name a config uses (``FAMTMaskGenerator.bank_dtype``).
 BANK_DTYPES = {'float16': torch.float16, 'uint8': torch.uint8}
@@ -19,10 +26,12 @@ BANK_DTYPES = {'float16': torch.float16, 'uint8': torch.uint8}
 class WeightBank:
     """One quantised weight map per training image, indexed by dataset index.
 
-    Storage today: one CPU tensor per process, plus a copy on the training device made on
-    the first :meth:`get_rows` after each :meth:`set_all` (one host -> device copy per
-    refresh, none per step). Everything outside this class goes through the methods below,
-    so the storage can change (e.g. one shared copy per machine) behind them.
+    Two storages behind the same methods: inline (:meth:`set_all`: one CPU tensor per
+    process, plus a copy on the training device made on the first :meth:`get_rows` after each
+    refresh; small datasets) and file (:meth:`set_file`: a read-only memmap of the bank file
+    of ``famt_mm.bank.bank_file``, shared by every process of a machine through the page
+    cache; :meth:`get_rows` reads the batch's rows only). docs/design.md "The weight bank at
+    scale".
 
     Args:
         num_samples (int): N, the training-set size.
@@ -40,6 +49,9 @@ class WeightBank:
         self.epoch: Optional[int] = None  # the epoch the maps were computed for
         self._maps: Optional[torch.Tensor] = None
         self._on_device: Optional[torch.Tensor] = None
+        self._mm: Optional[np.ndarray] = None  # file storage: the read-only memmap
+        self.file: Optional[str] = None  # file storage: its path
+        self._sha1: Optional[str] = None  # file storage: SHA-1 computed when written
 
     @classmethod
     def from_maps(cls, maps: torch.Tensor, epoch: Optional[int] = None) -> 'WeightBank':
@@ -60,11 +72,16 @@ class WeightBank:
     @property
     def filled(self) -> bool:
         """Whether the bank holds maps (a refresh or a restore has happened)."""
-        return self._maps is not None
+        return self._maps is not None or self._mm is not None
 
     @property
     def maps(self) -> Optional[torch.Tensor]:
-        """All maps, N x h x w on the CPU (None while not :attr:`filled`). Read only."""
+        """All maps, N x h x w on the CPU (None while not :attr:`filled`). Read only (for a
+        file bank a view of the memmap: rows are read from disk / page cache on access)."""
+        if self._mm is not None:
+            with warnings.catch_warnings():  # read-only memmap: torch warns it is not writable
+                warnings.simplefilter('ignore', UserWarning)
+                return torch.from_numpy(self._mm)
         return self._maps
 
     @property
@@ -85,23 +102,42 @@ class WeightBank:
         self.dtype_name = names[maps.dtype]
         self._maps = maps.detach().cpu()
         self._on_device = None
+        self._mm = self.file = self._sha1 = None
         self.epoch = epoch
+
+    def set_file(self, path: str, sha1: str, epoch: Optional[int] = None) -> None:
+        """Use the bank file at ``path`` (``write_bank_file``'s, SHA-1 ``sha1``) for ``epoch``."""
+        mm = open_bank_file(path)
+        expected = (self.num_samples, *self.grid_hw)
+        names = {np.dtype(np.float16): 'float16', np.dtype(np.uint8): 'uint8'}
+        if tuple(mm.shape) != expected or mm.dtype not in names:
+            raise ValueError(f'WeightBank: the bank file {path} holds {tuple(mm.shape)} '
+                             f'{mm.dtype}, expected {expected} float16 or uint8')
+        self.dtype_name = names[mm.dtype]
+        self._maps = self._on_device = None
+        self._mm, self.file, self._sha1, self.epoch = mm, path, sha1, epoch
 
     def get_rows(self, sample_idx: torch.Tensor, device=None) -> torch.Tensor:
         """The quantised maps of ``sample_idx`` (B, long), B x h x w on ``device``.
 
         Dequantise with ``famt_mm.models.famt_weights.dequantize_weights``.
         """
-        if self._maps is None:
+        if not self.filled:
             raise RuntimeError('WeightBank.get_rows: the bank is empty (no refresh or restore '
                                'yet)')
         device = sample_idx.device if device is None else torch.device(device)
+        if self._mm is not None:  # only the batch's rows leave the file (B x h x w)
+            rows = torch.from_numpy(self._mm[sample_idx.cpu().numpy()])
+            return rows.to(device, non_blocking=True)
         if self._on_device is None or self._on_device.device != device:
             self._on_device = self._maps.to(device, non_blocking=True)
         return self._on_device[sample_idx.to(device)]
 
     def checksum(self) -> str:
-        """SHA-1 (hex) of the maps' bytes: equal banks, equal checksums."""
+        """SHA-1 (hex) of the maps' bytes: equal banks, equal checksums (a file bank's was
+        computed when it was written)."""
+        if self._mm is not None:
+            return self._sha1
         if self._maps is None:
             return hashlib.sha1(b'').hexdigest()
         return hashlib.sha1(self._maps.contiguous().view(torch.uint8).numpy().tobytes()
@@ -110,15 +146,50 @@ class WeightBank:
     # -- checkpoint format -----------------------------------------------------------
     def state_dict(self, fingerprint: str) -> dict:
         """What a checkpoint stores (``checkpoint['famt']``); ``fingerprint`` identifies the
-        training set (:func:`famt_mm.bank.dataset_fingerprint`)."""
-        return dict(version=BANK_FORMAT_VERSION, bank=self._maps, bank_epoch=self.epoch,
-                    num_samples=self.num_samples, grid_hw=self.grid_hw,
-                    fingerprint=fingerprint)
+        training set (:func:`famt_mm.bank.dataset_fingerprint`). A file bank is referenced
+        by name, path and SHA-1 (a few hundred bytes), an inline one is stored whole."""
+        common = dict(bank_epoch=self.epoch, num_samples=self.num_samples,
+                      grid_hw=self.grid_hw, fingerprint=fingerprint)
+        if self._mm is not None:
+            return dict(common, version=BANK_FILE_FORMAT_VERSION, bank=None,
+                        bank_file=osp.basename(self.file), bank_path=osp.abspath(self.file),
+                        bank_sha1=self._sha1, bank_dtype=self.dtype_name)
+        return dict(common, version=BANK_FORMAT_VERSION, bank=self._maps)
 
     @staticmethod
     def has_maps(state: Optional[dict]) -> bool:
-        """Whether a checkpoint's ``famt`` entry holds maps to restore."""
-        return bool(state) and state.get('bank') is not None
+        """Whether a checkpoint's ``famt`` entry holds (or references) maps to restore."""
+        return bool(state) and (state.get('bank') is not None or bool(state.get('bank_file')))
+
+    @staticmethod
+    def find_file(state: dict, bank_dirs: Sequence[str] = ()) -> Optional[str]:
+        """The referenced bank file: in ``bank_dirs`` (e.g. beside the checkpoint), else at
+        the path it was written to; None if neither exists."""
+        for path in [osp.join(d, state['bank_file']) for d in bank_dirs] + [state['bank_path']]:
+            if osp.isfile(path):
+                return path
+        return None
+
+    def check_file(self, state: dict, bank_dirs: Sequence[str] = ()) -> Optional[str]:
+        """Why the bank file a version-2 ``state`` references cannot be used, or None.
+
+        Missing, other shape or dtype, or bytes whose SHA-1 is not the one recorded when it
+        was written (one pass over the file; docs/design.md gives the time).
+        """
+        path = self.find_file(state, bank_dirs)
+        where = ', '.join(list(bank_dirs) + [osp.dirname(state['bank_path'])])
+        if path is None:
+            return (f"the FAMT weight bank file {state['bank_file']} that the checkpoint "
+                    f'references is missing (looked in {where})')
+        sha1, shape = file_checksum(path)
+        if shape != (self.num_samples, *self.grid_hw):
+            return (f'the FAMT weight bank file {path} holds {shape} maps, expected '
+                    f'{(self.num_samples, *self.grid_hw)}')
+        if sha1 != state['bank_sha1']:
+            return (f'the FAMT weight bank file {path} has changed since the checkpoint was '
+                    f"written (SHA-1 {sha1[:12]}, the checkpoint expects "
+                    f"{state['bank_sha1'][:12]})")
+        return None
 
     def check_state(self, state: dict, fingerprint: str) -> Optional[str]:
         """Why ``state`` (from :meth:`state_dict`) does not fit this bank, or None if it does.
@@ -126,15 +197,21 @@ class WeightBank:
         Checked: format version, number of images, grid, tensor shape and dtype, NaN / inf
         values, and the training set's fingerprint (same images in the same order).
         """
-        if state.get('version') != BANK_FORMAT_VERSION:
+        if state.get('version') not in (BANK_FORMAT_VERSION, BANK_FILE_FORMAT_VERSION):
             return (f"the FAMT weight bank has format version {state.get('version')}, "
-                    f'this famt_mm reads version {BANK_FORMAT_VERSION}')
+                    f'this famt_mm reads versions {BANK_FORMAT_VERSION} and '
+                    f'{BANK_FILE_FORMAT_VERSION}')
         if state.get('num_samples') != self.num_samples:
             return (f"the FAMT weight bank was computed on {state.get('num_samples')} "
                     f'images but the training set has {self.num_samples}')
         if tuple(state.get('grid_hw', ())) != self.grid_hw:
             return (f"the FAMT weight bank has {tuple(state.get('grid_hw', ()))} patch "
                     f'grids but the model uses {self.grid_hw}')
+        if state.get('fingerprint') != fingerprint:
+            return ('the FAMT weight bank was computed on a different training set (same '
+                    'size, other images or order)')
+        if state.get('bank') is None:
+            return None  # a file bank: check_file looks at the file
         maps = state['bank']
         expected = (self.num_samples, *self.grid_hw)
         if tuple(maps.shape) != expected or maps.dtype not in BANK_DTYPES.values():
@@ -142,14 +219,16 @@ class WeightBank:
                     f'expected {expected} float16 or uint8 (corrupt checkpoint?)')
         if maps.is_floating_point() and not bool(torch.isfinite(maps).all()):
             return 'the FAMT weight bank holds NaN / inf values (corrupt checkpoint?)'
-        if state.get('fingerprint') != fingerprint:
-            return ('the FAMT weight bank was computed on a different training set (same '
-                    'size, other images or order)')
         return None
 
-    def load_state_dict(self, state: dict) -> None:
-        """Restore maps and epoch from a state that passed :meth:`check_state`."""
-        self.set_all(state['bank'], state['bank_epoch'])
+    def load_state_dict(self, state: dict, bank_dirs: Sequence[str] = ()) -> None:
+        """Restore maps and epoch from a state that passed :meth:`check_state` (and, for a
+        file bank, :meth:`check_file` with the same ``bank_dirs``)."""
+        if state.get('bank') is None:
+            self.set_file(self.find_file(state, bank_dirs), state['bank_sha1'],
+                          state['bank_epoch'])
+        else:
+            self.set_all(state['bank'], state['bank_epoch'])
 
     def __repr__(self) -> str:
         return (f'WeightBank({self.num_samples} x {self.grid_hw[0]} x {self.grid_hw[1]}, '

@@ -1,11 +1,27 @@
 """Start-up checks of the pipelines FAMT depends on: the training pipeline must record the crop
-box at the model's input size, the refresh pipeline must show the whole, un-augmented image.
+box at the model's input size and keep the geometry the mask generator maps, the refresh pipeline
+must show the whole, un-augmented image, and ``sample_idx`` must be the dataset position.
 
-Each check raises ``ValueError`` naming the transform and the fix (docs/method.md section 3).
+Each check raises ``ValueError`` naming the transform (or key) and the fix (docs/method.md
+section 3, docs/design.md "Pipelines FAMT can follow").
 """
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from .transforms import AUGMENTING, GEOMETRIC, FAMTRandomResizedCrop, transform_name
+
+#: Meta keys ``FAMTMaskGenerator.crop_weights`` reads from every data sample.
+GENERATOR_META_KEYS = ('sample_idx', 'famt_crop', 'flip', 'flip_direction')
+
+#: Name parts of transforms that move, cut, pad or warp the image: after the recording crop
+#: they would leave ``famt_crop`` describing another picture. Augmentation policies and
+#: wrappers whose steps cannot be read (RandAugment, AutoAugment, Albumentations) count too.
+MOVING = ('Crop', 'Flip', 'Resize', 'Rotate', 'Shear', 'Translate', 'Affine', 'Perspective',
+          'Pad', 'Rescale', 'RandAugment', 'AutoAugment', 'Albumentations',
+          'MultiView', 'Mosaic', 'Expand')
+
+#: Whole-image resizes: before the crop they keep normalised coordinates, so the box still
+#: describes the crop within the whole image (which is what the bank is computed on).
+WHOLE_IMAGE_RESIZES = ('Resize', 'ResizeEdge', 'RandomResize')
 
 
 def check_refresh_pipeline(pipeline: Sequence) -> None:
@@ -18,33 +34,119 @@ def check_refresh_pipeline(pipeline: Sequence) -> None:
                          'image resized to the input size')
 
 
+def _flat(transforms) -> List[Tuple[int, object]]:
+    """(top-level position, transform) of every transform, wrappers' inner steps included."""
+    out = []
+    for pos, t in enumerate(transforms):
+        out.append((pos, t))
+        inner = getattr(t, 'transforms', None)
+        inner = getattr(inner, 'transforms', inner)  # RandomApply holds a Compose
+        if isinstance(inner, (list, tuple)):
+            out += [(pos, s) for _, s in _flat(inner)]
+    return out
+
+
+def _moves(t) -> bool:
+    return any(part in transform_name(t) for part in MOVING)
+
+
+def _inner_datasets(dataset) -> list:
+    """The datasets a wrapper (RepeatDataset, ConcatDataset, ClassBalancedDataset) reads."""
+    if getattr(getattr(dataset, 'pipeline', None), 'transforms', None) is not None:
+        return [dataset]
+    inner = getattr(dataset, 'datasets', None) or [getattr(dataset, 'dataset', None)]
+    return [d for sub in inner if sub is not None for d in _inner_datasets(sub)]
+
+
+def check_sample_idx(dataset, probes: Sequence[int] = (0, -1)) -> None:
+    """``sample_idx`` of the samples at ``probes`` must be their position in ``dataset``.
+
+    The bank is indexed by ``sample_idx``; wrappers (RepeatDataset, ConcatDataset) restart it.
+    Reads ``get_data_info`` only (no image decoded, no random state used).
+    """
+    if not hasattr(dataset, 'get_data_info') or len(dataset) == 0:
+        return
+    for probe in probes:
+        pos = probe % len(dataset)
+        packed = dataset.get_data_info(pos).get('sample_idx')
+        if packed is None:
+            raise ValueError(
+                f'FAMTWeightHook: the training set ({type(dataset).__name__}) gives no '
+                f'sample_idx for position {pos}; the weight bank is indexed by it. Use a '
+                'dataset whose get_data_info sets sample_idx (any mmengine BaseDataset)')
+        if int(packed) != pos:
+            raise ValueError(
+                f'FAMTWeightHook: position {pos} of the training set '
+                f'({type(dataset).__name__}) has sample_idx={packed}; the weight bank is '
+                'indexed by sample_idx, so it must equal the position. Dataset wrappers '
+                '(RepeatDataset, ConcatDataset, ClassBalancedDataset) restart it: list all '
+                'images in one dataset (e.g. one ann_file) and repeat with more epochs')
+
+
 def check_train_pipeline(dataset, input_hw: Tuple[int, int], grid_hw: Tuple[int, int],
                          on_bad_image: str = 'fail') -> Optional[str]:
-    """Check the training pipeline of ``dataset``; return a warning to log, or None.
+    """Check the training set and its pipeline; return a warning to log, or None.
 
-    It must crop with ``FAMTRandomResizedCrop`` at the model's input size ``input_hw``
-    (H, W) and pack ``famt_crop``. A wrapped dataset (no ``pipeline.transforms``) is
-    checked per batch by the mask generator instead.
+    The pipeline must crop with one ``FAMTRandomResizedCrop`` at the model's input size
+    ``input_hw`` (H, W); before it only loading, pixel changes and whole-image resizes; after
+    it no transform that moves the image except ``RandomFlip`` (mmcv's three directions are
+    all mapped by ``map_weights_to_crop``); and
+    ``PackInputs`` must keep :data:`GENERATOR_META_KEYS`. ``sample_idx`` must be the dataset
+    position (:func:`check_sample_idx`). Wrapped datasets are checked through their inner ones.
     """
-    transforms = getattr(getattr(dataset, 'pipeline', None), 'transforms', None)
-    if transforms is None:
-        return None
-    crops = [t for t in transforms if isinstance(t, FAMTRandomResizedCrop)]
+    check_sample_idx(dataset)
+    warning = None
+    for inner in _inner_datasets(dataset):
+        warning = _check_transforms(list(inner.pipeline.transforms), input_hw, grid_hw,
+                                    on_bad_image) or warning
+    return warning
+
+
+def _check_transforms(transforms, input_hw, grid_hw, on_bad_image) -> Optional[str]:
+    crops = [i for i, t in enumerate(transforms) if isinstance(t, FAMTRandomResizedCrop)]
     if not crops:
         raise ValueError(
             'FAMTWeightHook: the training pipeline does not record the crop box; replace '
             'RandomResizedCrop by FAMTRandomResizedCrop (same arguments)')
-    crop_hw = tuple(crops[-1].scale)  # (h, w), as mmpretrain's RandomResizedCrop
+    if len(crops) > 1:
+        raise ValueError(
+            f'FAMTWeightHook: the training pipeline has {len(crops)} FAMTRandomResizedCrop; '
+            'the second box would be in the first crop\'s coordinates. Keep one')
+    at = crops[0]
+    crop_hw = tuple(transforms[at].scale)  # (h, w), as mmpretrain's RandomResizedCrop
     if crop_hw != tuple(input_hw):
         raise ValueError(
             f'FAMTWeightHook: FAMTRandomResizedCrop makes {crop_hw[0]}x{crop_hw[1]} crops '
             f'but the model takes {input_hw[0]}x{input_hw[1]} inputs (backbone img_size, '
             f'{tuple(grid_hw)} patches); set the crop scale to the model input size')
+    for pos, t in _flat(transforms):
+        name = transform_name(t)
+        if type(t).__name__ == 'RandomFlip':
+            if pos < at:
+                raise ValueError(
+                    'FAMTWeightHook: RandomFlip comes before FAMTRandomResizedCrop in the '
+                    'training pipeline: the recorded box would be in the flipped image. Move '
+                    'RandomFlip after FAMTRandomResizedCrop')
+        if pos < at and _moves(t) and type(t).__name__ not in WHOLE_IMAGE_RESIZES:
+            raise ValueError(
+                f'FAMTWeightHook: {name} comes before FAMTRandomResizedCrop in the training '
+                'pipeline: the recorded box would be in the coordinates of the '
+                f'{name} output, not of the whole image the weights are computed on. Remove '
+                f'{name} (only loading, pixel changes and whole-image resizes may come first)')
+        if pos > at and _moves(t) and type(t).__name__ != 'RandomFlip':
+            raise ValueError(
+                f'FAMTWeightHook: {name} comes after FAMTRandomResizedCrop in the training '
+                'pipeline: FAMT maps the weights to the crop box and to RandomFlip only, '
+                f'so the masks would not follow what {name} does to the image. Remove it '
+                '(or, for a resize or crop, do it through FAMTRandomResizedCrop)')
     packs = [t for t in transforms if type(t).__name__ == 'PackInputs']
-    if packs and 'famt_crop' not in packs[-1].meta_keys:
+    missing = [k for k in GENERATOR_META_KEYS if packs and k not in packs[-1].meta_keys]
+    if missing:
         raise ValueError(
-            "FAMTWeightHook: PackInputs must keep 'famt_crop' (and 'sample_idx', 'flip', "
-            "'flip_direction'): use PackInputs(meta_keys=famt_mm.datasets.FAMT_META_KEYS)")
+            f'FAMTWeightHook: PackInputs must keep {", ".join(repr(k) for k in missing)} in '
+            'meta_keys: the mask generator reads them to map each weight map onto its crop '
+            '(a dropped flip leaves the maps of flipped crops unflipped); use '
+            'PackInputs(meta_keys=famt_mm.datasets.FAMT_META_KEYS)')
     loads = [t for t in transforms if type(t).__name__ == 'LoadImageFromFile']
     if on_bad_image == 'skip' and loads and not (
             loads[0].ignore_empty and loads[0].imdecode_backend == 'pillow'):

@@ -150,10 +150,11 @@ class FAMTMaskGenerator(BaseModule):
                              'dataset')
         # float64 carries the indices exactly (< 2^53) and the boxes as float32 would
         meta = torch.tensor(meta, dtype=torch.float64)
+        idx = meta[:, 0].long()  # on the CPU: a file bank reads these rows without a sync
         if torch.device(device).type == 'cuda':
             meta = meta.pin_memory()
         meta = meta.to(device, non_blocking=True)
-        idx, codes = meta[:, 0].long(), meta[:, 5].long()
+        codes = meta[:, 5].long()
         maps = dequantize_weights(self._bank.get_rows(idx, device))
         return map_weights_to_crop(maps, meta[:, 1:5].float(), tuple(grid_hw), flip=codes >= 0,
                                    flip_direction=codes.clamp_min(0))

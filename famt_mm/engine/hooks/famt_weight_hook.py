@@ -4,17 +4,21 @@ The hook owns the schedule and the hook points only: the bank is ``famt_mm.bank`
 pass ``famt_mm.engine.refresh``, the pipeline checks ``famt_mm.datasets.pipeline_checks``, and
 the model is used through the interface of famt_mm/models/famt_model.py.
 """
+import glob
+import os
+import os.path as osp
 import time
 from typing import List, Optional
 
 import torch
-from mmengine.dist import all_gather_object, get_dist_info
+from mmengine.dist import all_gather_object, barrier, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import IterBasedTrainLoop
+from mmengine.runner import IterBasedTrainLoop, find_latest_checkpoint
 from mmpretrain.registry import HOOKS
 
-from ...bank import WeightBank, check_ranks_agree, dataset_fingerprint, gather_by_index
+from ...bank import (WeightBank, bank_file_name, check_ranks_agree, dataset_fingerprint,
+                     gather_by_index, write_bank_file)
 from ...datasets.pipeline_checks import check_refresh_pipeline, check_train_pipeline
 from ...models.famt_model import check_famt_model
 from ..refresh import Progress, build_refresh_loader, compute_shard_maps, map_statistics
@@ -56,7 +60,17 @@ class FAMTWeightHook(Hook):
             'error' (stop with a message) or 'recompute' (refresh before the
             next FAMT epoch).
         log_interval (int): refresh batches between progress lines.
+        bank_storage (str): 'file' (each refresh writes ``<work_dir>/famt_bank/
+            bank_epoch_XXXX.<dtype>.npy`` once, every process maps it read-only, checkpoints
+            reference it by name and SHA-1), 'inline' (a tensor per process, stored in every
+            checkpoint) or 'auto' (file from :attr:`FILE_BANK_BYTES` on). docs/design.md
+            "The weight bank at scale". The work_dir must be visible to every rank (as
+            mmengine's resume needs).
+        keep_banks (int): bank files kept in ``famt_bank`` (the newest; -1: all).
     """
+
+    #: 'auto' stores banks of this size or more as files (ImageNet-1K: 479 MiB).
+    FILE_BANK_BYTES = 64 * 2**20
 
     priority = 'NORMAL'
 
@@ -64,7 +78,7 @@ class FAMTWeightHook(Hook):
                  refresh_pipeline: Optional[List[dict]] = None,
                  batch_size: Optional[int] = None, num_workers: Optional[int] = None,
                  on_bad_image: str = 'fail', on_mismatch: str = 'error',
-                 log_interval: int = 50):
+                 log_interval: int = 50, bank_storage: str = 'auto', keep_banks: int = 2):
         if not isinstance(start_epoch, int) or start_epoch < 0:
             raise ValueError(f'FAMTWeightHook: start_epoch={start_epoch} must be an int >= 0')
         if not isinstance(interval, int) or interval < 1:
@@ -78,8 +92,16 @@ class FAMTWeightHook(Hook):
             raise ValueError(f'FAMTWeightHook: log_interval={log_interval} must be an int >= 1')
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f'FAMTWeightHook: batch_size={batch_size} must be an int >= 1')
+        if bank_storage not in ('auto', 'file', 'inline'):
+            raise ValueError(f"FAMTWeightHook: bank_storage={bank_storage!r}, use 'auto', "
+                             "'file' or 'inline'")
+        if not isinstance(keep_banks, int) or keep_banks == 0 or keep_banks < -1:
+            raise ValueError(f'FAMTWeightHook: keep_banks={keep_banks} must be an int >= 1 '
+                             'or -1 (all)')
         if refresh_pipeline is not None:
             check_refresh_pipeline(refresh_pipeline)
+        self.bank_storage = bank_storage
+        self.keep_banks = keep_banks
         self.start_epoch = start_epoch
         self.interval = interval
         self.refresh_pipeline = refresh_pipeline
@@ -183,12 +205,32 @@ class FAMTWeightHook(Hook):
         state = self._weight_bank(runner).state_dict(self._dataset_fingerprint(runner))
         checkpoint['famt'] = dict(state, start_epoch=self.start_epoch, interval=self.interval)
 
+    @staticmethod
+    def _bank_dir(runner) -> str:
+        return osp.join(runner.work_dir, 'famt_bank')
+
+    @staticmethod
+    def _loaded_bank_dirs(runner) -> List[str]:
+        """Where a referenced bank file is looked for: beside the loaded checkpoint, then in
+        this run's work_dir (then at the path it was written to)."""
+        ckpt = runner.cfg.get('load_from') or (
+            find_latest_checkpoint(runner.work_dir) if runner.cfg.get('resume') else None)
+        dirs = [osp.join(osp.dirname(str(ckpt)), 'famt_bank')] if ckpt else []
+        return dirs + [FAMTWeightHook._bank_dir(runner)]
+
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         info = checkpoint.get('famt')
         if not WeightBank.has_maps(info):
             return
         bank = self._weight_bank(runner)
         problem = bank.check_state(info, self._dataset_fingerprint(runner))
+        dirs = self._loaded_bank_dirs(runner)
+        if problem is None and info.get('bank') is None:
+            problem = bank.check_file(info, dirs)
+            if problem is not None and self.on_mismatch == 'error':
+                raise ValueError(
+                    f'{problem}. Put the file back beside the checkpoint (famt_bank/), or set '
+                    "FAMTWeightHook(on_mismatch='recompute') to compute a new bank")
         if problem is not None:
             if self.on_mismatch == 'error':
                 raise ValueError(
@@ -201,7 +243,7 @@ class FAMTWeightHook(Hook):
             runner.logger.warning(
                 f'FAMT: the checkpoint was written with start_epoch, interval = {saved}, this '
                 f'run uses {(self.start_epoch, self.interval)}: the refresh schedule changes')
-        bank.load_state_dict(info)
+        bank.load_state_dict(info, dirs)
         self._model(runner).mask_generator.set_bank(bank)
         runner.logger.info(f'FAMT: restored the weight bank of epoch {self.bank_epoch} '
                            f'({tuple(self.bank.shape)}, {self.bank.dtype})')
@@ -225,9 +267,14 @@ class FAMTWeightHook(Hook):
             model, loader, gen.bank_dtype, amp,
             Progress(runner.logger, runner.epoch, self.log_interval, loader.batch_size))
         maps = self._gather_bank(model, shard.idx, shard.maps, len(loader.dataset))
+        del shard.maps
         fallback, bad = shard.fallback, shard.bad
         bank = self._weight_bank(runner)
-        bank.set_all(maps, runner.epoch)
+        if self._use_file(maps):
+            self._set_bank_file(runner, bank, maps)
+        else:
+            bank.set_all(maps, runner.epoch)
+        del maps
         if world > 1:
             sums = check_ranks_agree(bank.checksum())
             runner.logger.info(f'FAMT refresh: the {world} ranks hold the same bank (SHA-1 '
@@ -238,6 +285,37 @@ class FAMTWeightHook(Hook):
         gen.set_bank(bank)
         seconds = time.time() - t0
         self._log_refresh(runner, bank, seconds, sorted(fallback), sorted(bad))
+
+    def _use_file(self, maps: torch.Tensor) -> bool:
+        nbytes = maps.numel() * maps.element_size()
+        return self.bank_storage == 'file' or (self.bank_storage == 'auto'
+                                               and nbytes >= self.FILE_BANK_BYTES)
+
+    def _set_bank_file(self, runner, bank: WeightBank, maps: torch.Tensor) -> None:
+        """Rank 0 writes the bank file once (hashing while writing); every rank then maps it.
+
+        The other ranks hash their gathered copy for the cross-rank agreement check."""
+        rank, world = get_dist_info()
+        name = bank_file_name(runner.epoch, 'float16' if maps.dtype == torch.float16
+                              else 'uint8')
+        path = osp.join(self._bank_dir(runner), name)
+        if rank == 0:
+            sha1 = write_bank_file(path, maps)
+            self._drop_old_bank_files(runner, keep=path)
+        else:
+            sha1 = WeightBank.from_maps(maps).checksum()
+        if world > 1:
+            barrier()
+        bank.set_file(path, sha1, runner.epoch)
+
+    def _drop_old_bank_files(self, runner, keep: str) -> None:
+        if self.keep_banks < 0:
+            return
+        files = sorted(glob.glob(osp.join(self._bank_dir(runner), 'bank_epoch_*.npy')))
+        for old in [f for f in files if f != keep][:max(0, len(files) - self.keep_banks)]:
+            os.remove(old)
+            runner.logger.info(f'FAMT: removed the old bank file {old} (keep_banks='
+                               f'{self.keep_banks})')
 
     def _gather_bank(self, model, idx: torch.Tensor, maps: torch.Tensor,
                      num_samples: int) -> torch.Tensor:
@@ -254,7 +332,7 @@ class FAMTWeightHook(Hook):
             f'{seconds:.1f}s ({n / max(seconds, 1e-9):.1f} img/s), fallback to '
             f'uniform: {n_fallback}, unreadable: {n_bad}, normalised entropy {entropy:.4f}, '
             f'mass in top 20% patches {top20:.3f}, '
-            f'bank {bank.nbytes / 2**20:.2f} MiB')
+            f'bank {bank.nbytes / 2**20:.2f} MiB' + (f' in {bank.file}' if bank.file else ''))
         if fallback:
             more = f' and {n_fallback - 20} more' if n_fallback > 20 else ''
             runner.logger.warning(

@@ -1,0 +1,121 @@
+"""The bank file: written once and atomically, referenced by checkpoints, verified on resume,
+and one copy in memory for every process that maps it."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from famt_mm.bank import (BANK_FILE_FORMAT_VERSION, WeightBank, file_checksum,
+                          open_bank_file, write_bank_file)
+from famt_mm.models.famt_weights import quantize_weights
+
+
+def _maps(n=6, hw=(3, 4), dtype='float16', seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return quantize_weights(torch.rand(n, hw[0] * hw[1], generator=g) + 0.01,
+                            dtype).view(n, *hw)
+
+
+@pytest.mark.parametrize('dtype', ['float16', 'uint8'])
+def test_file_bank_reads_rows_and_checkpoints_reference_it(tmp_path, dtype):
+    maps = _maps(dtype=dtype)
+    path = str(tmp_path / 'famt_bank' / 'bank_epoch_0002.npy')
+    sha1 = write_bank_file(path, maps)
+    assert os.listdir(tmp_path / 'famt_bank') == ['bank_epoch_0002.npy']  # no .tmp left
+    assert sha1 == WeightBank.from_maps(maps).checksum() == file_checksum(path)[0]
+    bank = WeightBank(6, (3, 4))
+    bank.set_file(path, sha1, epoch=2)
+    idx = torch.tensor([5, 0, 5])
+    assert torch.equal(bank.get_rows(idx, 'cpu'), maps[idx]) and bank.dtype == maps.dtype
+    assert torch.equal(bank.maps, maps) and bank.checksum() == sha1
+    state = bank.state_dict('fp')
+    assert state['bank'] is None and state['bank_file'] == 'bank_epoch_0002.npy'
+    assert state['version'] == BANK_FILE_FORMAT_VERSION and WeightBank.has_maps(state)
+    assert len(repr(state)) < 1000  # a reference, not the maps
+    # a moved run: found beside the checkpoint, not at the path it was written to
+    moved = tmp_path / 'moved' / 'famt_bank'
+    moved.mkdir(parents=True)
+    os.replace(path, moved / 'bank_epoch_0002.npy')
+    fresh = WeightBank(6, (3, 4))
+    assert fresh.check_state(state, 'fp') is None
+    assert fresh.check_file(state, [str(moved)]) is None
+    fresh.load_state_dict(state, [str(moved)])
+    assert torch.equal(fresh.maps, maps) and fresh.epoch == 2 and fresh.checksum() == sha1
+
+
+def test_file_problems_are_named(tmp_path):
+    maps = _maps()
+    path = str(tmp_path / 'bank_epoch_0001.npy')
+    bank = WeightBank(6, (3, 4))
+    bank.set_file(path, write_bank_file(path, maps), 1)
+    state = bank.state_dict('fp')
+    mm = np.load(path, mmap_mode='r+')
+    mm[3, 1, 1] = 0.5 * mm[3, 1, 1] + 0.25  # one cell changed after the checkpoint
+    mm.flush()
+    del mm
+    assert 'has changed since the checkpoint was written' in bank.check_file(state)
+    os.remove(path)
+    problem = bank.check_file(state, [str(tmp_path / 'elsewhere')])
+    assert 'bank_epoch_0001.npy that the checkpoint references is missing' in problem
+    with pytest.raises(ValueError, match=r'holds \(6, 3, 4\)'):
+        other = str(tmp_path / 'other.npy')
+        WeightBank(6, (4, 3)).set_file(other, write_bank_file(other, maps))
+
+
+# A reader process: numpy only (fast to start); maps the bank, touches every row, waits until
+# the other reader has too, then reports what mapping it added to its RSS and USS
+# (/proc/self/smaps_rollup).
+READER = """
+import os, sys, time, numpy as np
+def mem():
+    f = dict((l.split()[0].rstrip(':'), int(l.split()[1]) * 1024)
+             for l in open('/proc/self/smaps_rollup') if l.strip().endswith('kB'))
+    return f['Rss'], f['Private_Clean'] + f['Private_Dirty']
+path, me, other = sys.argv[1:4]
+rss0, uss0 = mem()
+mm = np.load(path, mmap_mode='r')
+total = sum(int(mm[i:i + 4096].sum(dtype=np.int64)) for i in range(0, mm.shape[0], 4096))
+open(me, 'w').close()
+while not os.path.exists(other):
+    time.sleep(0.05)
+rss, uss = mem()
+print(total, rss - rss0, uss - uss0, flush=True)
+while not os.path.exists(other + '.done'):
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.skipif(not osp.exists('/proc/self/smaps_rollup'), reason='needs Linux /proc')
+def test_two_reader_processes_share_one_copy(tmp_path):
+    n, hw = 160_000, (14, 14)  # 31 MB of uint8 maps
+    maps = torch.randint(1, 255, (n, *hw), dtype=torch.uint8)
+    path = str(tmp_path / 'bank.npy')
+    write_bank_file(path, maps)
+    del maps
+    flags = [str(tmp_path / 'a'), str(tmp_path / 'b')]
+    procs = [subprocess.Popen([sys.executable, '-c', READER, path, me, other],
+                              stdout=subprocess.PIPE, text=True)
+             for me, other in (flags, flags[::-1])]
+    results = []
+    for p, flag in zip(procs, flags[::-1]):
+        results.append([int(v) for v in p.stdout.readline().split()])
+        open(flag + '.done', 'w').close()  # this one has measured: the other may exit
+    for p in procs:
+        p.wait(timeout=60)
+    size = n * hw[0] * hw[1]
+    assert results[0][0] == results[1][0]
+    for _, rss, uss in results:
+        # the file's pages are resident in both (RSS) but private to neither (USS): one copy
+        assert rss > size and uss < 0.25 * size, (rss, uss, size)
+
+
+def test_bank_scale_tool_measures_a_small_bank(tmp_path):
+    from tests.conftest import run_tool
+    out = run_tool(['tools/analysis/bank_scale.py', '--images', '20000', '--dtype', 'uint8',
+                    '--batches', '5', '--dir', str(tmp_path)]).stdout
+    assert 'ckpt_famt_bytes_before: 3920000' in out and 'reader_uss_MiB' in out
+    assert not list(tmp_path.iterdir())  # the bank file is deleted afterwards
