@@ -7,6 +7,9 @@ section 3, docs/design.md "Pipelines FAMT can follow").
 """
 from typing import List, Optional, Sequence, Tuple
 
+from mmcv.transforms import LoadImageFromFile
+
+from .loading import FAMTLoadImageFromFile
 from .transforms import AUGMENTING, GEOMETRIC, FAMTRandomResizedCrop, transform_name
 
 #: Meta keys ``FAMTMaskGenerator.crop_weights`` reads from every data sample.
@@ -147,14 +150,14 @@ def _check_transforms(transforms, input_hw, grid_hw, on_bad_image) -> Optional[s
             'meta_keys: the mask generator reads them to map each weight map onto its crop '
             '(a dropped flip leaves the maps of flipped crops unflipped); use '
             'PackInputs(meta_keys=famt_mm.datasets.FAMT_META_KEYS)')
-    loads = [t for t in transforms if type(t).__name__ == 'LoadImageFromFile']
-    if on_bad_image == 'skip' and loads and not (
-            loads[0].ignore_empty and loads[0].imdecode_backend == 'pillow'):
-        # mmcv honours ignore_empty only for decoder exceptions; cv2 returns None
-        # silently and then trips an assert, so only pillow + ignore_empty lets
-        # mmengine's BaseDataset replace the image by another one.
+    loads = [t for t in transforms if isinstance(t, LoadImageFromFile)]
+    # FAMTLoadImageFromFile honours ignore_empty with any decoder; mmcv's only with pillow
+    # (cv2 returns None silently, then trips an assert naming no file).
+    if on_bad_image == 'skip' and loads and not (loads[0].ignore_empty and (
+            isinstance(loads[0], FAMTLoadImageFromFile)
+            or loads[0].imdecode_backend == 'pillow')):
         return ("FAMTWeightHook(on_bad_image='skip') covers the refresh pass only: the "
                 'training pipeline will still stop on an unreadable image. To have mmengine '
                 'replace such an image by another one during training, use '
-                "LoadImageFromFile(ignore_empty=True, imdecode_backend='pillow')")
+                'FAMTLoadImageFromFile(ignore_empty=True)')
     return None

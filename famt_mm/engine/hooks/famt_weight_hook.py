@@ -52,10 +52,9 @@ class FAMTWeightHook(Hook):
         num_workers (int, optional): refresh loader workers (default: training's).
         on_bad_image (str): 'fail' (stop with the sample and file named) or
             'skip' (uniform weights for it, counted and named in the log). This
-            covers the refresh pass only: in training, mmcv's
-            ``LoadImageFromFile`` raises on such a file unless it is
-            ``LoadImageFromFile(ignore_empty=True, imdecode_backend='pillow')``,
-            with which mmengine's dataset silently substitutes another image.
+            covers the refresh pass only: in training, ``FAMTLoadImageFromFile``
+            stops naming the file, unless ``ignore_empty=True``, with which it warns
+            naming the file and mmengine's dataset substitutes another image.
         on_mismatch (str): when a restored bank does not match the dataset:
             'error' (stop with a message) or 'recompute' (refresh before the
             next FAMT epoch).
