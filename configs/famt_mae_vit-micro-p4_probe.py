@@ -13,6 +13,7 @@ model = dict(
         mask_ratio=0.45,
         throw_ratio=0.40,
         random_mask_ratio=0.75,
+        terms=('attention', 'frequency'),
         combine='product',
-        cutoff=0.15))
+        term_args=dict(frequency=dict(cutoff=0.15))))
 custom_hooks = [dict(type='FAMTWeightHook', start_epoch=6, interval=6)]

@@ -30,11 +30,13 @@ FAMT_CONFIG = osp.join(REPO, 'configs', 'famt_mae_vit-micro-p4_probe.py')
 #: method -> (pre-training config, FAMTMaskGenerator overrides, weight hook)
 METHODS: Dict[str, dict] = {
     'MAE': dict(config='mae'),
-    'FAMT (A x F)': dict(config='famt', generator=dict(combine='product')),
-    'attention only': dict(config='famt', generator=dict(combine='attention')),
-    'frequency only': dict(config='famt', generator=dict(combine='frequency')),
+    'FAMT (A x F)': dict(config='famt', generator=dict(
+        terms=('attention', 'frequency'), combine='product')),
+    'attention only': dict(config='famt', generator=dict(terms=('attention',))),
+    'frequency only': dict(config='famt', generator=dict(terms=('frequency',))),
     'A x F, no throw (mask .75)': dict(config='famt', generator=dict(
-        combine='product', mask_ratio=0.75, throw_ratio=0.0)),
+        terms=('attention', 'frequency'), combine='product', mask_ratio=0.75,
+        throw_ratio=0.0)),
     'uniform, FAMT budget (.45/.40)': dict(config='famt', uniform=True),
 }
 CURVE_METHODS = ('MAE', 'FAMT (A x F)')

@@ -2,9 +2,9 @@
 encoders of several training lengths, sizes and objectives (docs/evaluation.md, "Object focus
 of the weight terms").
 
-The weights are the model's own (``FAMTMAE.compute_famt_weights`` with the mask generator's
-``combine`` switched between 'attention', 'frequency' and 'product'), computed on the whole
-training images as in a refresh; the focus is :func:`famt_mm.analysis.hooks.bank_object_focus`.
+The weights are the model's own (each of the mask generator's terms alone, and their
+combination, as ``FAMTMAE.compute_famt_weights`` gives it), computed on the whole training
+images as in a refresh; the focus is :func:`famt_mm.analysis.hooks.bank_object_focus`.
 """
 import copy
 from typing import Dict, Sequence
@@ -44,16 +44,13 @@ def term_focus(model, data: ProbeData, terms: Sequence[str] = TERMS,
     """Object focus of each weight term of ``model`` on the probe's training images."""
     covers = object_covers(data.train_set, model.grid_hw)
     gen = model.mask_generator
-    saved = gen.combine
-    out = {}
-    try:
-        for term in terms:
-            gen.combine = term
-            maps = torch.cat([model.compute_famt_weights(data.x_train[i:i + batch_size])[0]
-                              for i in range(0, len(data.x_train), batch_size)])
-            out[term] = bank_object_focus(maps, covers)
-    finally:
-        gen.combine = saved
+    maps = {t: [] for t in terms}
+    for i in range(0, len(data.x_train), batch_size):
+        parts = gen.compute_terms(model.famt_term_context(data.x_train[i:i + batch_size]))
+        for t in terms:  # a term alone, sanitised as a map; 'product' = the generator's W
+            chosen = parts if t == 'product' else {t: parts[t]}
+            maps[t].append(gen.weights_from_terms(chosen)[0].view(-1, *model.grid_hw))
+    out = {t: bank_object_focus(torch.cat(m), covers) for t, m in maps.items()}
     return out
 
 

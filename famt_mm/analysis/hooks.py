@@ -9,6 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
+from famt_mm.bank import WeightBank
 from famt_mm.models.famt_weights import dequantize_weights, quantize_weights
 
 
@@ -114,7 +115,8 @@ class UniformFAMTBankHook(Hook):
         h, w = model.grid_hw
         n = len(runner.train_dataloader.dataset)
         gen = model.mask_generator
-        gen.set_bank(quantize_weights(torch.ones(n, h, w), gen.bank_dtype))
+        gen.set_bank(WeightBank.from_maps(quantize_weights(torch.ones(n, h, w), gen.bank_dtype)))
+        gen.hook_attached = True  # this hook stands in for FAMTWeightHook (models/hook_guard.py)
 
     def before_train_epoch(self, runner) -> None:
         _model(runner).mask_generator.famt_active = runner.epoch >= self.start_epoch

@@ -106,8 +106,9 @@ def test_uniform_control_throws_like_famt_with_equal_weights(tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     gen = runner.model.mask_generator
-    assert gen.famt_active and gen.bank.shape == (40, 4, 4)
-    assert bool((gen.bank == gen.bank.flatten()[0]).all())  # equal weights
+    maps = gen.bank.maps
+    assert gen.famt_active and maps.shape == (40, 4, 4)
+    assert bool((maps == maps.flatten()[0]).all())  # equal weights
     # the draw itself, on real samples of the training pipeline
     data = next(iter(runner.train_dataloader))
     ids_m, ids_t, ids_v = gen.sample(data['data_samples'], (4, 4), len(data['inputs']), 'cpu')
