@@ -38,6 +38,24 @@ def load_encoder(model, state_dict: Dict[str, torch.Tensor]) -> None:
         raise KeyError(f'encoder keys do not match: missing {missing}, unexpected {unexpected}')
 
 
+def top_patch_focus(maps: torch.Tensor, covers: torch.Tensor, k: int = 4) -> dict:
+    """Where each map's ``k`` highest patches lie.
+
+    Args:
+        maps: N x h x w weight maps; covers: N x h x w object coverage of each patch.
+    Returns:
+        top_share: mean over images of the share of a map's weight in its k top patches
+        (k / (h w) for a flat map); top_lift: their mean object coverage over the objects'
+        area share (1 = as likely on the object as a random patch, 0 = never on it); k.
+    """
+    w, c = maps.double().flatten(1), covers.double().flatten(1)
+    top = w.topk(k, dim=1)
+    share = top.values.sum(1) / w.sum(1)
+    on_object = c.gather(1, top.indices).mean(1)
+    return dict(k=k, top_share=float(share.mean()),
+                top_lift=float(on_object.mean() / c.mean(1).mean()))
+
+
 @torch.no_grad()
 def term_focus(model, data: ProbeData, terms: Sequence[str] = TERMS,
                batch_size: int = 250) -> Dict[str, dict]:
@@ -50,7 +68,10 @@ def term_focus(model, data: ProbeData, terms: Sequence[str] = TERMS,
         for t in terms:  # a term alone, sanitised as a map; 'product' = the generator's W
             chosen = parts if t == 'product' else {t: parts[t]}
             maps[t].append(gen.weights_from_terms(chosen)[0].view(-1, *model.grid_hw))
-    out = {t: bank_object_focus(torch.cat(m), covers) for t, m in maps.items()}
+    out = {}
+    for t, m in maps.items():
+        m = torch.cat(m)
+        out[t] = {**bank_object_focus(m, covers), **top_patch_focus(m, covers)}
     return out
 
 
@@ -107,8 +128,13 @@ SIZES = {
 
 
 def run_study(out_dir: str, experiment_dir: str = None, seed: int = 0, size_epochs: int = 12,
-              supervised_epochs: int = 15, sizes: Sequence[str] = tuple(SIZES), log=print):
-    """Focus of the three terms: MAE at several lengths, sizes, and a supervised encoder."""
+              supervised_epochs: int = 15, sizes: Sequence[str] = tuple(SIZES), log=print,
+              supervised_images: int = None):
+    """Focus of the three terms: MAE at several lengths, sizes, and a supervised encoder.
+
+    ``supervised_images``: train the supervised encoder on that many images of split
+    'train' instead of the pre-training ones (its focus is measured on the latter).
+    """
     import json
     import os
     import os.path as osp
@@ -133,7 +159,9 @@ def run_study(out_dir: str, experiment_dir: str = None, seed: int = 0, size_epoc
         f = row['focus']
         log(f"{what}: lift attention {f['attention']['lift']:.2f}, frequency "
             f"{f['frequency']['lift']:.2f}, A x F {f['product']['lift']:.2f} "
-            f"(objects {100 * f['product']['object_area']:.1f}% of the area)")
+            f"(objects {100 * f['product']['object_area']:.1f}% of the area); attention's top "
+            f"{f['attention']['k']} patches: {100 * f['attention']['top_share']:.0f}% of its "
+            f"weight, lift {f['attention']['top_lift']:.2f}")
         with open(osp.join(out_dir, 'focus_study.json'), 'w') as fh:
             json.dump(rows, fh, indent=1)
 
@@ -169,8 +197,13 @@ def run_study(out_dir: str, experiment_dir: str = None, seed: int = 0, size_epoc
     if supervised_epochs:
         torch.manual_seed(seed)
         model = build_famt_model(famt_cfg)
-        top1 = train_supervised(model, data, epochs=supervised_epochs, seed=seed)
-        record(f'supervised (experiment encoder), {supervised_epochs} epochs '
-               f'(test top-1 {top1:.1f}%)', model.eval(), kind='supervised',
-               epochs=supervised_epochs, test_top1=top1)
+        sup_data, images = data, len(data.x_train)
+        if supervised_images:  # more images than pre-training: a better classifier
+            opts = {**run_opts, 'train_dataloader.dataset.num_samples': supervised_images}
+            sup_data, _ = exp.probe_data(dict(num_test=num_test, cfg_options=opts))
+            images = supervised_images
+        top1 = train_supervised(model, sup_data, epochs=supervised_epochs, seed=seed)
+        record(f'supervised (experiment encoder), {images} images x {supervised_epochs} '
+               f'epochs (test top-1 {top1:.1f}%)', model.eval(), kind='supervised',
+               epochs=supervised_epochs, images=images, test_top1=top1)
     return rows

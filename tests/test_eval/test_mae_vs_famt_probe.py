@@ -154,14 +154,16 @@ def test_the_experiment_runs_end_to_end_with_a_tiny_budget(tmp_path):
     # the focus study on this experiment: MAE's init, snapshot and end, and a supervised encoder
     study = run_tool([osp.join(REPO, 'tools', 'analysis', 'famt_focus_study.py'),
                       '--experiment-dir', str(out), '--out-dir', str(tmp_path / 'study'),
-                      '--sizes', '--supervised-epochs', '1'])
+                      '--sizes', '--supervised-epochs', '1', '--supervised-images', '60'])
     rows = json.loads((tmp_path / 'study' / 'focus_study.json').read_text())
     assert [r['kind'] for r in rows] == ['length'] * 3 + ['supervised']
+    assert rows[-1]['images'] == 60  # trained on its own 60 images, focus on the 40
     assert [r['epochs'] for r in rows[:3]] == [0.0, curve_mae_epochs(mae), 2.0]
     for row in rows:
         assert set(row['focus']) == {'attention', 'frequency', 'product'}
         for f in row['focus'].values():
             assert f['images'] == 40 and 0 < f['object_area'] < 1 and f['lift'] > 0
+            assert 0 < f['top_share'] <= 1 and f['top_lift'] >= 0
     assert 'lift attention' in study.stdout
 
 
@@ -185,3 +187,12 @@ def test_probe_encoder_holds_the_checkpoint_position_embeddings(tmp_path):
     assert torch.equal(enc.pos_embed, model.backbone.pos_embed)
     assert torch.equal(enc.patch_embed.projection.weight,
                        model.backbone.patch_embed.projection.weight)
+
+
+def test_top_patch_focus_finds_where_the_highest_weights_are():
+    from famt_mm.analysis.focus_study import top_patch_focus
+    covers = torch.tensor([[[1., 0.], [0., 0.]]])  # the object fills the top-left patch
+    on = top_patch_focus(torch.tensor([[[6., 1.], [1., 2.]]]), covers, k=1)
+    assert on['top_share'] == 0.6 and on['top_lift'] == 4.0  # 1 / (1/4)
+    off = top_patch_focus(torch.tensor([[[1., 3.], [1., 7.]]]), covers, k=2)
+    assert off['top_share'] == pytest.approx(10 / 12) and off['top_lift'] == 0.0

@@ -22,13 +22,17 @@ def main(argv=None):
     p.add_argument('--size-epochs', type=int, default=12)
     p.add_argument('--sizes', nargs='*', default=None, help='subset of the sizes (names)')
     p.add_argument('--supervised-epochs', type=int, default=15)
+    p.add_argument('--supervised-images', type=int, default=None,
+                   help='train the supervised encoder on this many images (default: the '
+                   'pre-training images)')
     args = p.parse_args(argv)
     import torch
     torch.set_num_threads(1)
     from famt_mm.analysis import focus_study
     sizes = focus_study.SIZES if args.sizes is None else args.sizes
     return focus_study.run_study(args.out_dir, args.experiment_dir, args.seed, args.size_epochs,
-                                 args.supervised_epochs, sizes, log=lambda s: print(s, flush=True))
+                                 args.supervised_epochs, sizes, log=lambda s: print(s, flush=True),
+                                 supervised_images=args.supervised_images)
 
 
 if __name__ == '__main__':
