@@ -31,8 +31,8 @@ def cpu_seconds() -> float:
 class BudgetedEpochBasedTrainLoop(EpochBasedTrainLoop):
     """Epoch-based training that stops when its budget is spent.
 
-    Two budgets: ``budget_s`` seconds of ``clock`` ('cpu': this process's CPU time, immune to
-    other jobs on a shared machine; 'wall': elapsed time), or ``max_epochs`` whole epochs when
+    Two budgets: ``budget_s`` seconds of ``clock`` ('cpu': this process's CPU time, which other
+    jobs on a shared machine move by about 15%, not 3x; 'wall': elapsed time), or ``max_epochs`` whole epochs when
     ``budget_s`` is None. A time budget stops after the first iteration that ends past it; that
     epoch becomes the last one (hooks see ``max_epochs = epoch + 1``, so ``CheckpointHook``
     with ``save_last`` writes it and no FAMT refresh follows).

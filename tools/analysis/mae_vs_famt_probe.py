@@ -45,8 +45,8 @@ def parse_args(argv=None):
                    help='seeds run in parallel, one process (one torch thread) each')
     p.add_argument('--epochs', type=int, default=24, help='epochs of the equal-epoch runs')
     p.add_argument('--clock', choices=('cpu', 'wall'), default='cpu',
-                   help="time budgets in this process's CPU seconds (immune to other jobs "
-                        'on a shared machine) or in wall-clock seconds')
+                   help="time budgets in this process's CPU seconds (other jobs on a shared "
+                        'machine move them by about 15%%, not 3x) or in wall-clock seconds')
     p.add_argument('--num-test', type=int, default=1000, help="probe test images (split 'test')")
     p.add_argument('--famt-start-frac', type=float, default=0.25,
                    help='FAMT starts after this share of --epochs (at least 1)')
