@@ -31,11 +31,12 @@ def cpu_seconds() -> float:
 class BudgetedEpochBasedTrainLoop(EpochBasedTrainLoop):
     """Epoch-based training that stops when its budget is spent.
 
-    Two budgets: ``budget_s`` seconds of ``clock`` ('cpu': this process's CPU time, which other
-    jobs on a shared machine move by about 15%, not 3x; 'wall': elapsed time), or ``max_epochs`` whole epochs when
-    ``budget_s`` is None. A time budget stops after the first iteration that ends past it; that
-    epoch becomes the last one (hooks see ``max_epochs = epoch + 1``, so ``CheckpointHook``
-    with ``save_last`` writes it and no FAMT refresh follows).
+    Two budgets: ``budget_s`` seconds of ``clock`` ('cpu': this process's CPU time, which
+    other jobs on a shared machine move by about 15%, not 3x; 'wall': elapsed time), or
+    ``max_epochs`` whole epochs when ``budget_s`` is None. A time budget stops after the
+    first iteration that ends past it; that epoch becomes the last one (hooks see
+    ``max_epochs = epoch + 1``, so ``CheckpointHook`` with ``save_last`` writes it and no
+    FAMT refresh follows).
 
     The lr of every parameter group follows the spent share p of the budget (time, or
     iterations of ``max_epochs``): linear warm-up from 1e-3 x lr over ``warmup_frac``, then
