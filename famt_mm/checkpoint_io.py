@@ -16,7 +16,8 @@ torch >= 2.6: torch's weights-only unpickler with the allow-list added for the o
 (``torch.serialization.safe_globals``). Older torch (2.1 to 2.5; their weights-only unpickler
 has a fixed list and no name-to-object form): a standard unpickler whose ``find_class`` admits
 only torch's own weights-only globals of that version and the same allow-list.
-``register_safe_loaders`` makes this mmengine's loader for local files and http(s) URLs.
+``register_safe_loaders`` makes this mmengine's loader for local files, http(s) URLs and the
+model-zoo names (``torchvision://``, ``open-mmlab://``, ``mmcls://``).
 """
 import importlib
 import os
@@ -245,9 +246,31 @@ def load_from_http(filename, map_location=None, model_dir=None, progress=os.isat
     return checkpoint
 
 
+def load_from_model_zoo(filename, map_location=None):
+    """mmengine's ``torchvision://``, ``modelzoo://``, ``open-mmlab://``, ``openmmlab://`` and
+    ``mmcls://`` loaders, reading as data: the name is resolved to a URL (or a file under
+    mmengine's home) with mmengine's own tables, then read as above."""
+    from mmengine.runner import checkpoint as mm
+    scheme, name = filename.split('://', 1)
+    if scheme in ('torchvision', 'modelzoo'):
+        return load_from_http(mm.get_torchvision_models()[name], map_location)
+    if scheme == 'mmcls':
+        ckpt = load_from_http(mm.get_mmcls_models()[name], map_location)
+        return mm._process_mmcls_checkpoint(ckpt)
+    name = mm.get_deprecated_model_names().get(name, name)
+    url = mm.get_external_models()[name]
+    if url.startswith(('http://', 'https://')):
+        return load_from_http(url, map_location)
+    return load_checkpoint_safely(osp.join(mm._get_mmengine_home(), url), map_location)
+
+
 def register_safe_loaders() -> None:
-    """Make mmengine's ``CheckpointLoader`` read local files and http(s) URLs as data."""
+    """Make mmengine's ``CheckpointLoader`` read local files, http(s) URLs and model-zoo
+    names as data (its other schemes, s3 / petrel / pavi, are left as they are)."""
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
     CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), loader=load_from_http,
                                      force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=('torchvision://', 'modelzoo://', 'open-mmlab://', 'openmmlab://', 'mmcls://'),
+        loader=load_from_model_zoo, force=True)

@@ -5,8 +5,8 @@ Applied on ``import famt_mm`` (configs pull it in with ``custom_imports``):
 * Checkpoints are read as data. torch 2.6 made ``torch.load`` default to
   ``weights_only=True``, and mmengine <= 0.10.7 (its issue 1655, fixed only on its main
   branch) then cannot read its own checkpoints (message hub, numpy scalars), while on older
-  torch its loader unpickles anything. On import, mmengine's loaders for local files and
-  http(s) URLs are registered (through ``CheckpointLoader.register_scheme``, its extension
+  torch its loader unpickles anything. On import, mmengine's loaders for local files,
+  http(s) URLs and model-zoo names are registered (through ``CheckpointLoader.register_scheme``, its extension
   point) as ``famt_mm.checkpoint_io``'s: ``weights_only=True`` with the allow-list of the
   types those checkpoints hold, on every torch from 2.1. A file naming anything else is
   refused, naming the type; ``FAMT_TRUSTED_CHECKPOINTS`` opts a named file in.

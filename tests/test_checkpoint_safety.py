@@ -210,31 +210,45 @@ def test_test_tool_refuses(crafted, legit, tmp_path):
     assert_refused(err, path, marker)
 
 
-def test_http_checkpoints_are_read_as_data(crafted, legit, tmp_path, monkeypatch):
-    """load_from / init_cfg URLs: downloaded into torch's hub cache, then read as data."""
+def test_url_and_model_zoo_checkpoints_are_read_as_data(crafted, legit, tmp_path, monkeypatch):
+    """load_from / init_cfg URLs (downloaded into torch's hub cache) and open-mmlab:// names
+    (mmengine's table, extended by MMENGINE_HOME/open_mmlab.json) are read as data."""
+    import json
+
     from mmengine.runner import CheckpointLoader
     path, marker = crafted
     served = tmp_path / 'served'
     served.mkdir()
     os.replace(path, served / 'crafted.pth')
     (served / 'good.pth').write_bytes(open(legit['converted'], 'rb').read())
+    home = tmp_path / 'mmengine_home'
+    home.mkdir()
+    craft_checkpoint(home / 'zoo_crafted.pth', marker)
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    monkeypatch.setenv('MMENGINE_HOME', str(home))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)  # bound: accepts now
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f'http://127.0.0.1:{server.server_address[1]}'
+    (home / 'open_mmlab.json').write_text(json.dumps(
+        {'famt_zoo_file': 'zoo_crafted.pth', 'famt_zoo_url': f'{url}/crafted.pth'}))
+    errors = {}
     try:
         good = CheckpointLoader.load_checkpoint(f'{url}/good.pth', map_location='cpu')
-        with pytest.raises(UnsafeCheckpointError) as err:
-            CheckpointLoader.load_checkpoint(f'{url}/crafted.pth', map_location='cpu')
+        for source in (f'{url}/crafted.pth', 'open-mmlab://famt_zoo_url',
+                       'open-mmlab://famt_zoo_file'):
+            with pytest.raises(UnsafeCheckpointError) as errors[source]:
+                CheckpointLoader.load_checkpoint(source, map_location='cpu')
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
     cached = str(tmp_path / 'torch_home' / 'hub' / 'checkpoints' / 'crafted.pth')
-    assert_refused(err, cached, marker)
-    assert set(good['state_dict']) == set(torch.load(legit['converted'])['state_dict'])
+    assert_refused(errors[f'{url}/crafted.pth'], cached, marker)
+    assert_refused(errors['open-mmlab://famt_zoo_url'], cached, marker)
+    assert_refused(errors['open-mmlab://famt_zoo_file'], str(home / 'zoo_crafted.pth'), marker)
+    assert same(good, torch.load(legit['converted']))
 
 
 def test_bank_files_are_read_without_pickle(tmp_path):

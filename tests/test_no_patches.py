@@ -1,8 +1,9 @@
 """Importing famt_mm (every subpackage) leaves the classes of mmengine, mmpretrain, mmdet, mmseg
 and mmcv as they were: no method or property of theirs is replaced or added. (Registering
 modules, hooks, initializers or checkpoint schemes through the libraries' registries is their
-extension point and not a patch.) The checkpoint schemes famt_mm registers (local files, http)
-read checkpoints as data: with famt_mm imported, mmengine's loader refuses a crafted file."""
+extension point and not a patch.) The checkpoint schemes famt_mm registers (local files, http,
+model-zoo names) read checkpoints as data: with famt_mm imported, mmengine's loader refuses a
+crafted file."""
 import os
 import subprocess
 import sys
@@ -67,11 +68,14 @@ def test_importing_famt_mm_patches_no_upstream_class():
     assert n_classes > 1000  # the snapshot really covers the four libraries
     assert lines['CHANGED'] == '[]', lines['CHANGED']
     assert lines['ADDED'] == '[]', lines['ADDED']
-    # the only loaders replaced: local files and http(s), by the ones that read data
+    # the only loaders replaced: local files, http(s) and model-zoo names, by ones reading data
+    zoo = 'famt_mm.checkpoint_io.load_from_model_zoo'
     assert lines['SCHEMES'] == str([
         ('', 'famt_mm.checkpoint_io.load_from_local'),
         ('http://', 'famt_mm.checkpoint_io.load_from_http'),
-        ('https://', 'famt_mm.checkpoint_io.load_from_http')]), lines['SCHEMES']
+        ('https://', 'famt_mm.checkpoint_io.load_from_http'),
+        ('mmcls://', zoo), ('modelzoo://', zoo), ('open-mmlab://', zoo), ('openmmlab://', zoo),
+        ('torchvision://', zoo)]), lines['SCHEMES']
 
 
 class RunsShell:
