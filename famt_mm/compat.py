@@ -6,10 +6,11 @@ Applied on ``import famt_mm`` (configs pull it in with ``custom_imports``):
   ``weights_only=True``, and mmengine <= 0.10.7 (its issue 1655, fixed only on its main
   branch) then cannot read its own checkpoints (message hub, numpy scalars), while on older
   torch its loader unpickles anything. On import, mmengine's loaders for local files,
-  http(s) URLs and model-zoo names are registered (through ``CheckpointLoader.register_scheme``, its extension
-  point) as ``famt_mm.checkpoint_io``'s: ``weights_only=True`` with the allow-list of the
-  types those checkpoints hold, on every torch from 2.1. A file naming anything else is
-  refused, naming the type; ``FAMT_TRUSTED_CHECKPOINTS`` opts a named file in.
+  http(s) URLs and model-zoo names are registered (``CheckpointLoader.register_scheme``,
+  its extension point) as ``famt_mm.checkpoint_io``'s: ``weights_only=True`` with the
+  allow-list of the types those checkpoints hold (on torch 2.1 to 2.5 an unpickler admitting
+  the same), on every torch. A file naming anything else is refused, naming the type;
+  ``FAMT_TRUSTED_CHECKPOINTS`` opts a named file in.
 
 ``adapt_cfg_to_device`` rewrites, on a machine without a GPU, the parts of a
 GPU config that cannot run on the CPU (AMP optimizer wrapper, nccl, GPU-only
