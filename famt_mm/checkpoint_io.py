@@ -35,7 +35,8 @@ TRUST_ENV = 'FAMT_TRUSTED_CHECKPOINTS'
 
 # The globals, besides torch's own tensor / storage / OrderedDict ones, that the pickles of
 # mmengine training checkpoints (message hub, optimizer, schedulers, AMP loss scaler, meta),
-# mmpretrain MAE / SimMIM and famt_mm FAMT checkpoints (bank inline or as a file) name.
+# mmpretrain MAE / SimMIM and famt_mm FAMT checkpoints (bank inline or as a file), the mmdet
+# Mask R-CNN / mmseg UperNet training checkpoints of the transfer and the converters' name.
 # numpy 1 writes numpy.core.*, numpy 2 numpy._core.*: both spellings name the same object.
 CHECKPOINT_GLOBALS = (
     'mmengine.logging.history_buffer.HistoryBuffer',  # message hub log_scalars
