@@ -2,14 +2,15 @@
 
 Applied on ``import famt_mm`` (configs pull it in with ``custom_imports``):
 
-* mmengine <= 0.10.7 checkpoint loading on torch >= 2.6. torch 2.6 made
-  ``torch.load`` default to ``weights_only=True``, but checkpoints written by
-  mmengine hold non-tensor objects (message hub, numpy scalars, config), so
-  with mmengine 0.10.7 (the newest release; its issue 1655, fixed only on its
-  main branch) ``load_checkpoint``, ``resume`` and ``load_from`` raise
-  ``UnpicklingError``. For exactly those versions mmengine's local-file
-  loader is re-registered to read them as torch < 2.6 did. Checkpoints are
-  trusted files, exactly as before.
+* Checkpoints are read as data. torch 2.6 made ``torch.load`` default to
+  ``weights_only=True``, and mmengine <= 0.10.7 (its issue 1655, fixed only on its main
+  branch) then cannot read its own checkpoints (message hub, numpy scalars), while on older
+  torch its loader unpickles anything. On import, mmengine's loaders for local files,
+  http(s) URLs and model-zoo names are registered (``CheckpointLoader.register_scheme``,
+  its extension point) as ``famt_mm.checkpoint_io``'s: ``weights_only=True`` with the
+  allow-list of the types those checkpoints hold (on torch 2.1 to 2.5 an unpickler admitting
+  the same), on every torch. A file naming anything else is refused, naming the type;
+  ``FAMT_TRUSTED_CHECKPOINTS`` opts a named file in.
 
 ``adapt_cfg_to_device`` rewrites, on a machine without a GPU, the parts of a
 GPU config that cannot run on the CPU (AMP optimizer wrapper, nccl, GPU-only
@@ -31,7 +32,8 @@ import warnings
 import mmengine
 import torch
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import CheckpointLoader
+
+from .checkpoint_io import load_from_local, register_safe_loaders
 
 
 def _release(version):
@@ -45,23 +47,15 @@ MMENGINE_LAST_UNFIXED = (0, 10, 7)
 
 def needs_full_checkpoint_loading(torch_version=torch.__version__,
                                   mmengine_version=mmengine.__version__):
-    """Whether mmengine's local loader breaks on this torch (torch >= 2.6, mmengine <= 0.10.7)."""
+    """Whether mmengine's own local loader fails on its checkpoints here (torch >= 2.6,
+    mmengine <= 0.10.7); famt_mm's safe loader is registered either way."""
     return (_release(torch_version)[:2] >= (2, 6)
             and _release(mmengine_version) <= MMENGINE_LAST_UNFIXED)
 
 
-def load_local_checkpoint(filename, map_location=None):
-    """mmengine's local loader, reading full (trusted) checkpoints on any torch."""
-    filename = os.path.expanduser(filename)
-    if not os.path.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    if _release(torch.__version__)[:2] >= (2, 6):
-        return torch.load(filename, map_location=map_location, weights_only=False)
-    return torch.load(filename, map_location=map_location)
-
-
-if needs_full_checkpoint_loading():
-    CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
+# Tests and tools read checkpoints through this name.
+load_local_checkpoint = load_from_local
+register_safe_loaders()
 
 _AMP_ONLY_KEYS = ('loss_scale', 'dtype', 'use_fsdp')
 # Oldest NVIDIA driver that runs each CUDA major version torch can be built with

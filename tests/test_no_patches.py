@@ -1,9 +1,14 @@
 """Importing famt_mm (every subpackage) leaves the classes of mmengine, mmpretrain, mmdet, mmseg
 and mmcv as they were: no method or property of theirs is replaced or added. (Registering
 modules, hooks, initializers or checkpoint schemes through the libraries' registries is their
-extension point and not a patch.)"""
+extension point and not a patch.) The checkpoint schemes famt_mm registers (local files, http,
+model-zoo names) read checkpoints as data: with famt_mm imported, mmengine's loader refuses a
+crafted file."""
+import os
 import subprocess
 import sys
+
+import torch
 
 from tests.conftest import REPO
 
@@ -29,6 +34,8 @@ def snapshot():
                         out[(name, attr, key)] = value
     return out
 
+from mmengine.runner.checkpoint import CheckpointLoader
+schemes = dict(CheckpointLoader._schemes)
 before = snapshot()
 import famt_mm
 for info in pkgutil.walk_packages(famt_mm.__path__, 'famt_mm.'):
@@ -40,6 +47,8 @@ added = sorted('.'.join(k) for k in after if k not in before
 print('classes', len({k[:2] for k in before}), 'attributes', len(before))
 print('CHANGED', changed)
 print('ADDED', [a for a in added if not a.endswith('._abc_impl')])
+print('SCHEMES', sorted((p, f'{v.__module__}.{v.__name__}')
+                        for p, v in CheckpointLoader._schemes.items() if schemes.get(p) is not v))
 '''
 
 
@@ -59,3 +68,35 @@ def test_importing_famt_mm_patches_no_upstream_class():
     assert n_classes > 1000  # the snapshot really covers the four libraries
     assert lines['CHANGED'] == '[]', lines['CHANGED']
     assert lines['ADDED'] == '[]', lines['ADDED']
+    # the only loaders replaced: local files, http(s) and model-zoo names, by ones reading data
+    zoo = 'famt_mm.checkpoint_io.load_from_model_zoo'
+    assert lines['SCHEMES'] == str([
+        ('', 'famt_mm.checkpoint_io.load_from_local'),
+        ('http://', 'famt_mm.checkpoint_io.load_from_http'),
+        ('https://', 'famt_mm.checkpoint_io.load_from_http'),
+        ('mmcls://', zoo), ('modelzoo://', zoo), ('open-mmlab://', zoo), ('openmmlab://', zoo),
+        ('torchvision://', zoo)]), lines['SCHEMES']
+
+
+class RunsShell:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}',))
+
+
+def test_with_famt_mm_imported_mmengine_refuses_a_crafted_checkpoint(tmp_path):
+    """The issue's check, as a user runs it."""
+    marker = tmp_path / 'code_ran'
+    path = str(tmp_path / 'crafted.pth')
+    torch.save({'state_dict': {}, 'x': RunsShell(marker)}, path)
+    check = ('import famt_mm; from mmengine.runner import CheckpointLoader; '
+             f'CheckpointLoader.load_checkpoint({path!r})')
+    proc = subprocess.run([sys.executable, '-c', check], cwd=REPO, capture_output=True,
+                          text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1'))
+    assert proc.returncode != 0
+    assert 'UnsafeCheckpointError' in proc.stderr and 'posix.system' in proc.stderr
+    assert 'FAMT_TRUSTED_CHECKPOINTS' in proc.stderr
+    assert not marker.exists()

@@ -2,7 +2,7 @@
 # Compatibility matrix: each torch in its own fresh virtual environment, through
 #   1. that torch (+ its torchvision, numpy < 2 where it needs it) from the registry,
 #   2. bash tools/install.sh (must keep that torch),
-#   3. the FAMT test subset (weights, sampling, model, hook, resume),
+#   3. the FAMT test subset (weights, sampling, model, hook, resume, checkpoint safety),
 #   4. the demo training (configs/famt_mae_vit-t_demo.py on 320 of its images: random
 #      masking, the switch to FAMT and two weight refreshes, 6 epochs),
 # then one table with the versions and pass/fail. Not part of CI (minutes per torch,
@@ -30,7 +30,9 @@ BASE_PY="${PYTHON:-python3}"
 TESTS=(tests/test_models/test_famt_weights.py tests/test_models/test_famt_sampling.py
        tests/test_models/test_famt_mae.py tests/test_engine/test_famt_weight_hook.py
        "tests/test_tools/test_train_tools.py::test_train_writes_a_checkpoint_and_resume_continues"
-       "tests/test_compat.py::test_mmengine_checkpoints_load_on_modern_torch")
+       "tests/test_compat.py::test_mmengine_checkpoints_load_on_modern_torch"
+       tests/test_checkpoint_safety.py
+       "tests/test_no_patches.py::test_with_famt_mm_imported_mmengine_refuses_a_crafted_checkpoint")
 mkdir -p "$WORK"
 table="$WORK/table.md"
 {

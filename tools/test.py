@@ -20,7 +20,7 @@ def parse_args(argv=None):
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
-    parser.add_argument('--out', help='dump the metrics to this json/pkl file')
+    parser.add_argument('--out', help='write the metrics to this .json file')
     parser.add_argument('--amp', action='store_true', help='test with AMP (GPU only)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction,
@@ -36,6 +36,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.out and not args.out.endswith('.json'):  # famt_mm writes no pickles
+        raise ValueError(f'--out {args.out}: the metrics are written as JSON, name a .json file')
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_config(args.config)
@@ -65,7 +67,7 @@ def main(argv=None):
     if args.out:
         from mmengine.fileio import dump
         dump({k: float(v) if hasattr(v, '__float__') else v for k, v in metrics.items()},
-             args.out)
+             args.out, file_format='json')
     return metrics
 
 

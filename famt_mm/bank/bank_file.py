@@ -55,7 +55,7 @@ def write_bank_chunks(path: str, shape: Tuple[int, ...], dtype_name: str,
 
 def open_bank_file(path: str) -> np.memmap:
     """The bank at ``path`` mapped read-only (N x h x w); nothing is read until rows are."""
-    return np.load(path, mmap_mode='r')
+    return np.load(path, mmap_mode='r', allow_pickle=False)
 
 
 def file_checksum(path: str) -> Tuple[str, Tuple[int, ...]]:

@@ -19,10 +19,9 @@ import re
 import zipfile
 from typing import List, Optional, Tuple
 
-import torch
 from mmengine.fileio import LocalBackend, register_backend
 
-from ..compat import load_local_checkpoint
+from ..checkpoint_io import UnsafeCheckpointError, load_checkpoint_safely
 
 CKPT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
@@ -80,7 +79,9 @@ def checkpoint_problem(path: str) -> Optional[str]:
 
     A torch zip checkpoint is checked member by member against its CRCs (reads
     the file once, no tensors built), then its records are unpickled with the
-    storages memory-mapped; any other file is loaded in full.
+    storages memory-mapped; any other file is loaded in full. Both read it as data
+    (``famt_mm.checkpoint_io``): a file naming types outside the allow-list is not a broken
+    one to skip, it raises ``UnsafeCheckpointError``.
     """
     if not osp.isfile(path):
         return 'file does not exist'
@@ -92,9 +93,11 @@ def checkpoint_problem(path: str) -> Optional[str]:
                 bad = zf.testzip()
             if bad is not None:
                 return f'corrupt member {bad}'
-            ckpt = torch.load(path, map_location='cpu', mmap=True, weights_only=False)
+            ckpt = load_checkpoint_safely(path, map_location='cpu', mmap=True)
         else:
-            ckpt = load_local_checkpoint(path, map_location='cpu')
+            ckpt = load_checkpoint_safely(path, map_location='cpu')
+    except UnsafeCheckpointError:
+        raise
     except Exception as e:  # noqa: BLE001  (any reason it does not load)
         return f'{type(e).__name__}: {str(e)[:160]}'
     if not isinstance(ckpt, dict) or 'meta' not in ckpt or 'state_dict' not in ckpt:

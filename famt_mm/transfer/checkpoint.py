@@ -37,7 +37,8 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from mmengine.registry import HOOKS, WEIGHT_INITIALIZERS
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from famt_mm import compat  # noqa: F401  (full mmengine checkpoints on torch >= 2.6)
+from famt_mm import compat  # noqa: F401  (mmengine reads checkpoints as data: checkpoint_io)
+from famt_mm.checkpoint_io import UnsafeCheckpointError
 
 # Where a state dict may sit inside a checkpoint, in order of preference.
 _STATE_DICT_KEYS = ('state_dict', 'model', 'module')
@@ -54,14 +55,15 @@ def _key_list(keys: Sequence[str]) -> str:
 def load_checkpoint_file(filename: str, map_location='cpu') -> dict:
     """Read a checkpoint (local path or any mmengine-supported URI) as a dict.
 
-    Raises ``FileNotFoundError`` for a missing local file and ``ValueError``
-    for a file that is not a PyTorch checkpoint.
+    Raises ``FileNotFoundError`` for a missing local file, ``ValueError``
+    for a file that is not a PyTorch checkpoint and ``UnsafeCheckpointError`` for one that
+    names types outside the allow-list (famt_mm.checkpoint_io).
     """
     if '://' not in str(filename) and not osp.isfile(osp.expanduser(str(filename))):
         raise FileNotFoundError(f'checkpoint {filename} does not exist')
     try:
         ckpt = CheckpointLoader.load_checkpoint(filename, map_location=map_location)
-    except FileNotFoundError:
+    except (FileNotFoundError, UnsafeCheckpointError):
         raise
     except Exception as err:  # pickle / zip / unicode errors: not a checkpoint
         raise ValueError(f'{filename} is not a PyTorch checkpoint '

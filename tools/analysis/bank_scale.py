@@ -28,7 +28,7 @@ def mem():
     return f['Rss'], f['Private_Clean'] + f['Private_Dirty']
 path, batches, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rss0, uss0 = mem()
-mm = np.load(path, mmap_mode='r')
+mm = np.load(path, mmap_mode='r', allow_pickle=False)
 rng = np.random.default_rng(int(sys.argv[4]))
 t0 = time.perf_counter()
 for _ in range(batches):

@@ -9,7 +9,7 @@ tensor-only file (``torch.load(..., weights_only=True)`` reads it).
 (mmpretrain, mmdet, mmseg). SRC: a FAMT / MAE pre-training checkpoint of this
 project (``epoch_N.pth``) or an official MAE release (mae_pretrain_vit_base.pth).
 Converted files, files without a ViT encoder and non-checkpoints are refused
-with the reason.
+with the reason; SRC is read as data (README, "Security").
 """
 import argparse
 import os
@@ -58,6 +58,7 @@ def expected_arch(arch, patch_size):
 
 def run(args):
     """Convert as ``args`` (src, dst, target, img_size, arch, patch_size) say."""
+    from famt_mm.checkpoint_io import UnsafeCheckpointError
     from famt_mm.transfer.convert import convert_checkpoint
     if osp.abspath(args.src) == osp.abspath(args.dst):
         raise SystemExit('refusing to overwrite the source checkpoint')
@@ -66,7 +67,7 @@ def run(args):
     try:
         info = convert_checkpoint(args.src, args.dst, args.target, img_size=args.img_size,
                                   expect_arch=expected_arch(args.arch, args.patch_size))
-    except (ValueError, FileNotFoundError) as err:  # a wrong input: say why, no traceback
+    except (ValueError, FileNotFoundError, UnsafeCheckpointError) as err:  # say why, no traceback
         raise SystemExit(f'error: {err}')
     print(f"{args.src} -> {args.dst} for {info['target']}: ViT {info['embed_dims']}-d, "
           f"{info['num_layers']} layers, patch {info['patch_size']}, pre-training grid "

@@ -77,7 +77,7 @@ def main(argv=None):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    import famt_mm  # noqa: F401  (registers the modules, checkpoint-loading fix)
+    import famt_mm  # noqa: F401  (registers the modules; checkpoints read as data)
     from famt_mm.visualization import (compose_famt_grid, famt_panels, input_hw,
                                        load_whole_images, preprocessor_mean_std,
                                        save_famt_grid, to_rgb_image, whole_image_pipeline)
