@@ -1,0 +1,83 @@
+"""Agree across ranks: every decision that leads into a collective or ends the run is taken by
+all ranks at once, so one rank's fault stops (or heals) the whole job instead of hanging it.
+
+One collective per decision: an all-reduce of a world-size vector of 0 / 1 flags (a few bytes,
+on the device the process group's backend communicates on: the CPU for gloo, the current GPU
+for nccl). Without torch.distributed (or with one process) these are plain local decisions.
+See docs/design.md, "Reliability".
+"""
+from typing import Callable, List, Optional, TypeVar
+
+import torch
+import torch.distributed as dist
+from mmengine.dist import get_dist_info
+
+T = TypeVar('T')
+
+
+def _comm_device() -> torch.device:
+    """The device the default process group communicates on (nccl: this rank's GPU)."""
+    if dist.get_backend() == 'nccl':
+        return torch.device('cuda', torch.cuda.current_device())
+    return torch.device('cpu')
+
+
+def flagged_ranks(flag: bool) -> List[int]:
+    """The ranks whose ``flag`` is true, the same list on every rank (one all-reduce)."""
+    rank, world = get_dist_info()
+    if world == 1:
+        return [0] if flag else []
+    flags = torch.zeros(world, dtype=torch.int32, device=_comm_device())
+    flags[rank] = int(bool(flag))
+    dist.all_reduce(flags, op=dist.ReduceOp.SUM)
+    return flags.nonzero().flatten().tolist()
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is true on at least one rank (the same answer on every rank)."""
+    return bool(flagged_ranks(flag))
+
+
+def all_ranks(flag: bool) -> bool:
+    """Whether ``flag`` is true on every rank (the same answer on every rank)."""
+    return len(flagged_ranks(flag)) == get_dist_info()[1]
+
+
+class RankFailure(RuntimeError):
+    """Raised on every rank when a step failed on one or more ranks (:func:`on_every_rank`)."""
+
+    def __init__(self, what: str, errors: dict):
+        self.errors = errors  # rank -> 'ExceptionType: message' of that rank's failure
+        detail = '; '.join(f'rank {r}: {e}' for r, e in sorted(errors.items()))
+        super().__init__(f'{what} failed on rank(s) {sorted(errors)} ({detail}); stopping every '
+                         'rank')
+
+
+def on_every_rank(fn: Callable[[], T], what: str) -> Optional[T]:
+    """Run ``fn()`` on each rank, then agree: if it raised on any rank, raise
+    :class:`RankFailure` on every rank, naming each failed rank and its error (the original
+    exception is chained on the rank it happened on). Returns ``fn()``'s result otherwise.
+
+    Every rank must call it at the same point (it holds one or two collectives)."""
+    error, result = None, None
+    try:
+        result = fn()
+    except Exception as e:  # noqa: BLE001  (re-raised below, on every rank)
+        error = e
+    failed = flagged_ranks(error is not None)
+    if not failed:
+        return result
+    rank, world = get_dist_info()
+    message = f'{type(error).__name__}: {error}' if error is not None else ''
+    if world > 1:  # only now, and on every rank alike: the messages themselves
+        messages = [None] * world
+        dist.all_gather_object(messages, message)
+    else:
+        messages = [message]
+    errors = {r: messages[r] for r in failed}
+    if error is not None:
+        raise RankFailure(what, errors) from error
+    raise RankFailure(what, errors)
+
+
+__all__ = ['flagged_ranks', 'any_rank', 'all_ranks', 'on_every_rank', 'RankFailure']
