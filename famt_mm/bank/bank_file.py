@@ -4,7 +4,8 @@ Written once per refresh (rank 0: write a temporary file, fsync it, rename it, f
 directory: after a crash the file is complete or absent; a stray ``*.tmp`` is removed by
 :func:`remove_stray_temporaries` at the next refresh), its SHA-1 computed while writing and
 kept in the checkpoints that reference it; every process on a machine maps the same file
-read-only, so the page cache holds one copy per machine whatever the number of GPU processes and data loader workers. See docs/design.md "The weight bank at scale".
+read-only, so the page cache holds one copy per machine whatever the number of GPU processes
+and data loader workers. See docs/design.md "The weight bank at scale".
 """
 import hashlib
 import os

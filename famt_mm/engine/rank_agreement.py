@@ -6,7 +6,7 @@ on the device the process group's backend communicates on: the CPU for gloo, the
 for nccl). Without torch.distributed (or with one process) these are plain local decisions.
 See docs/design.md, "Reliability".
 """
-from typing import Callable, List, Optional, TypeVar
+from typing import Callable, Dict, List, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -53,7 +53,22 @@ class RankFailure(RuntimeError):
                          'rank')
 
 
-def on_every_rank(fn: Callable[[], T], what: str) -> Optional[T]:
+def rank_problems(problem: Optional[str]) -> Dict[int, str]:
+    """Every rank's ``problem`` (None: none), as {rank: problem} for the ranks that have one,
+    the same dict on every rank; empty when no rank has one (then one all-reduce, else also one
+    all_gather of the texts)."""
+    failed = flagged_ranks(problem is not None)
+    if not failed:
+        return {}
+    _, world = get_dist_info()
+    texts = [problem]
+    if world > 1:  # only now, on every rank alike: the texts themselves
+        texts = [None] * world
+        dist.all_gather_object(texts, problem)
+    return {r: texts[r] for r in failed}
+
+
+def on_every_rank(fn: Callable[[], T], what: str) -> T:
     """Run ``fn()`` on each rank, then agree: if it raised on any rank, raise
     :class:`RankFailure` on every rank, naming each failed rank and its error (the original
     exception is chained on the rank it happened on). Returns ``fn()``'s result otherwise.
@@ -64,20 +79,11 @@ def on_every_rank(fn: Callable[[], T], what: str) -> Optional[T]:
         result = fn()
     except Exception as e:  # noqa: BLE001  (re-raised below, on every rank)
         error = e
-    failed = flagged_ranks(error is not None)
-    if not failed:
-        return result
-    rank, world = get_dist_info()
-    message = f'{type(error).__name__}: {error}' if error is not None else ''
-    if world > 1:  # only now, and on every rank alike: the messages themselves
-        messages = [None] * world
-        dist.all_gather_object(messages, message)
-    else:
-        messages = [message]
-    errors = {r: messages[r] for r in failed}
-    if error is not None:
+    errors = rank_problems(None if error is None else f'{type(error).__name__}: {error}')
+    if errors:
         raise RankFailure(what, errors) from error
-    raise RankFailure(what, errors)
+    return result
 
 
-__all__ = ['flagged_ranks', 'any_rank', 'all_ranks', 'on_every_rank', 'RankFailure']
+__all__ = ['flagged_ranks', 'any_rank', 'all_ranks', 'rank_problems', 'on_every_rank',
+           'RankFailure']
