@@ -73,7 +73,10 @@ def on_every_rank(fn: Callable[[], T], what: str) -> T:
     :class:`RankFailure` on every rank, naming each failed rank and its error (the original
     exception is chained on the rank it happened on). Returns ``fn()``'s result otherwise.
 
-    Every rank must call it at the same point (it holds one or two collectives)."""
+    Every rank must call it at the same point (it holds one or two collectives). In a single
+    process it is ``fn()`` itself (its exception propagates unchanged)."""
+    if get_dist_info()[1] == 1:
+        return fn()
     error, result = None, None
     try:
         result = fn()

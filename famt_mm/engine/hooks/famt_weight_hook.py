@@ -313,7 +313,7 @@ class FAMTWeightHook(Hook):
         if world > 1:
             sums = check_ranks_agree(bank.checksum())
             runner.logger.info(f'FAMT refresh: the {world} ranks hold the same bank (SHA-1 '
-                               f'{sums[0][:12]})')
+                               f'per rank: {[c[:12] for c in sums]})')
             fallback = sum(all_gather_object(fallback), [])
             bad = sum(all_gather_object(bad), [])
         self.refresh_epochs_done.append(runner.epoch)
@@ -398,9 +398,11 @@ def _is_int(value) -> bool:
 
 
 def _check_int(name: str, value, minimum: int) -> None:
-    if not _is_int(value) or value < minimum:
-        raise ValueError(f'FAMTWeightHook: {name}={value!r} ({type(value).__name__}) must be '
-                         f'an int >= {minimum}')
+    if not _is_int(value):
+        raise ValueError(f'FAMTWeightHook: {name}={value!r} is a {type(value).__name__}, '
+                         f'must be an int >= {minimum} (without quotes)')
+    if value < minimum:
+        raise ValueError(f'FAMTWeightHook: {name}={value} must be an int >= {minimum}')
 
 
 def check_one_weight_hook(runner) -> None:
