@@ -22,15 +22,20 @@ def _comm_device() -> torch.device:
     return torch.device('cpu')
 
 
-def flagged_ranks(flag: bool) -> List[int]:
-    """The ranks whose ``flag`` is true, the same list on every rank (one all-reduce)."""
+def rank_codes(code: int) -> List[int]:
+    """Every rank's small int ``code`` (>= 0), in rank order, on every rank (one all-reduce)."""
     rank, world = get_dist_info()
     if world == 1:
-        return [0] if flag else []
-    flags = torch.zeros(world, dtype=torch.int32, device=_comm_device())
-    flags[rank] = int(bool(flag))
-    dist.all_reduce(flags, op=dist.ReduceOp.SUM)
-    return flags.nonzero().flatten().tolist()
+        return [int(code)]
+    codes = torch.zeros(world, dtype=torch.int32, device=_comm_device())
+    codes[rank] = int(code)
+    dist.all_reduce(codes, op=dist.ReduceOp.SUM)
+    return codes.tolist()
+
+
+def flagged_ranks(flag: bool) -> List[int]:
+    """The ranks whose ``flag`` is true, the same list on every rank (one all-reduce)."""
+    return [r for r, c in enumerate(rank_codes(int(bool(flag)))) if c]
 
 
 def any_rank(flag: bool) -> bool:
@@ -88,5 +93,5 @@ def on_every_rank(fn: Callable[[], T], what: str) -> T:
     return result
 
 
-__all__ = ['flagged_ranks', 'any_rank', 'all_ranks', 'rank_problems', 'on_every_rank',
+__all__ = ['rank_codes', 'flagged_ranks', 'any_rank', 'all_ranks', 'rank_problems', 'on_every_rank',
            'RankFailure']

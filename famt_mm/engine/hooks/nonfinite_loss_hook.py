@@ -14,7 +14,7 @@ from typing import Optional
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from ..rank_agreement import flagged_ranks
+from ..rank_agreement import rank_codes
 
 ACTIONS = ('stop', 'skip')
 
@@ -73,8 +73,8 @@ class FAMTNonFiniteLossHook(Hook):
     def _report(self, runner, loss: float, ranks) -> str:
         scale = amp_loss_scale(runner.optim_wrapper)
         last = runner.message_hub.get_info('last_ckpt')
-        return (f'non-finite loss {_where(runner, loss, ranks)} at iteration {runner.iter + 1} (epoch '
-                f'{runner.epoch + 1}), ' + (f'AMP loss scale {scale:g}' if scale is not None
+        return (f'non-finite loss {_where(runner, loss, ranks)} at iteration {runner.iter + 1} '
+                f'(epoch {runner.epoch + 1}), ' + (f'AMP loss scale {scale:g}' if scale is not None
                                              else 'no AMP') + '; last checkpoint: ' +
                 (f'{last} (resume with --resume {last} after lowering the learning rate or '
                  'fixing the data)' if last else 'none saved yet'))
@@ -83,8 +83,12 @@ class FAMTNonFiniteLossHook(Hook):
         # A Python float already: RuntimeInfoHook called .item() on it (no extra host sync).
         loss = runner.message_hub.get_scalar('train/loss').current()
         wrapper_skips = getattr(runner.optim_wrapper, 'skipped_steps', 0)
-        ranks = flagged_ranks(not math.isfinite(loss) or wrapper_skips != self._wrapper_skips)
+        # per rank: 2 = non-finite loss, 1 = the optimizer wrapper skipped the step (NaN / inf
+        # gradients, e.g. another rank's NaN averaged in by DDP), 0 = fine
+        codes = rank_codes(2 * (not math.isfinite(loss)) + (wrapper_skips != self._wrapper_skips))
         self._wrapper_skips = wrapper_skips
+        ranks = [r for r, c in enumerate(codes) if c >= 2] or [r for r, c in enumerate(codes)
+                                                                  if c]
         if not ranks:  # the same answer on every rank: all go on, skip or stop together
             self.consecutive = 0
             return
