@@ -235,7 +235,9 @@ def rehearse(root: str, nproc: int = 4, images: int = 3000, kill_rank: int = 1,
 
 def main(argv=None) -> int:
     import argparse
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        description='Rehearse the ImageNet cluster path: N processes, a JPEG folder, a '
+        'SIGKILL in the second refresh, --resume; prints a summary, exit 1 on a failed check')
     parser.add_argument('root', help='directory for the JPEG folder and the work dir')
     parser.add_argument('--nproc', type=int, default=4)
     parser.add_argument('--images', type=int, default=3000)
