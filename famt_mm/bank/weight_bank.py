@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .bank_file import file_checksum, open_bank_file
+from .bank_file import BankFileError, file_checksum, open_bank_file
 
 #: Version of the ``checkpoint['famt']`` layout written by :meth:`WeightBank.state_dict`:
 #: 1 holds the maps inline, 2 references a bank file by name and SHA-1 (both are read).
@@ -105,8 +105,19 @@ class WeightBank:
         self._mm = self.file = self._sha1 = None
         self.epoch = epoch
 
-    def set_file(self, path: str, sha1: str, epoch: Optional[int] = None) -> None:
-        """Use the bank file at ``path`` (``write_bank_file``'s, SHA-1 ``sha1``) for ``epoch``."""
+    def set_file(self, path: str, sha1: str, epoch: Optional[int] = None,
+                 verify: bool = False) -> None:
+        """Use the bank file at ``path`` (``write_bank_file``'s, SHA-1 ``sha1``) for ``epoch``.
+
+        ``verify``: first read the whole file once sequentially (which fills the page cache,
+        so training does not fault page by page) and check its SHA-1 against ``sha1``.
+        Raises :class:`~famt_mm.bank.bank_file.BankFileError` naming the file otherwise."""
+        if verify:
+            found, _ = file_checksum(path)
+            if found != sha1:
+                raise BankFileError(f'the FAMT weight bank file {path} does not hold the bank '
+                                    f'just computed (SHA-1 {found[:12]}, expected {sha1[:12]}):'
+                                    ' is the work_dir the same file system on every node?')
         mm = open_bank_file(path)
         expected = (self.num_samples, *self.grid_hw)
         names = {np.dtype(np.float16): 'float16', np.dtype(np.uint8): 'uint8'}
@@ -173,15 +184,19 @@ class WeightBank:
     def check_file(self, state: dict, bank_dirs: Sequence[str] = ()) -> Optional[str]:
         """Why the bank file a version-2 ``state`` references cannot be used, or None.
 
-        Missing, other shape or dtype, or bytes whose SHA-1 is not the one recorded when it
-        was written (one pass over the file; docs/design.md gives the time).
+        Missing, short or corrupt (named), other shape or dtype, or bytes whose SHA-1 is not
+        the one recorded when it was written (one sequential pass over the file, which also
+        fills the page cache for training; docs/design.md gives the time).
         """
         path = self.find_file(state, bank_dirs)
         where = ', '.join(list(bank_dirs) + [osp.dirname(state['bank_path'])])
         if path is None:
             return (f"the FAMT weight bank file {state['bank_file']} that the checkpoint "
                     f'references is missing (looked in {where})')
-        sha1, shape = file_checksum(path)
+        try:
+            sha1, shape = file_checksum(path)
+        except BankFileError as e:
+            return str(e)
         if shape != (self.num_samples, *self.grid_hw):
             return (f'the FAMT weight bank file {path} holds {shape} maps, expected '
                     f'{(self.num_samples, *self.grid_hw)}')

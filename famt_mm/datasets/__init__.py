@@ -4,3 +4,4 @@ from .loading import FAMTLoadImageFromFile  # noqa: F401
 from .synthetic_objects import (SHAPE_CLASSES, SyntheticObjects,  # noqa: F401
                                 mask_cell_fraction, render_synthetic_object,
                                 synthetic_label)
+from .jpeg_folder import make_jpeg_folder  # noqa: F401

@@ -53,6 +53,12 @@ class FAMTMaskGenerator(BaseModule):
                  bank_dtype: str = 'float16', eps: float = 1e-6, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         for name, value in (('mask_ratio', mask_ratio), ('throw_ratio', throw_ratio),
+                            ('random_mask_ratio', random_mask_ratio), ('eps', eps)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f'FAMTMaskGenerator: {name}={value!r} is a '
+                                 f'{type(value).__name__}, not a number: write it without '
+                                 'quotes')
+        for name, value in (('mask_ratio', mask_ratio), ('throw_ratio', throw_ratio),
                             ('random_mask_ratio', random_mask_ratio)):
             if not 0 <= value < 1:
                 raise ValueError(f'FAMTMaskGenerator: {name}={value} must lie in [0, 1)')

@@ -11,16 +11,17 @@ import time
 from typing import List, Optional
 
 import torch
-from mmengine.dist import all_gather_object, barrier, get_dist_info
+from mmengine.dist import all_gather_object, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop, find_latest_checkpoint
 from mmpretrain.registry import HOOKS
 
 from ...bank import (WeightBank, bank_file_name, check_ranks_agree, dataset_fingerprint,
-                     gather_by_index, write_bank_file)
+                     gather_by_index, remove_stray_temporaries, write_bank_file)
 from ...datasets.pipeline_checks import check_refresh_pipeline, check_train_pipeline
 from ...models.famt_model import check_famt_model
+from ..rank_agreement import flagged_ranks, on_every_rank, rank_problems
 from ..refresh import Progress, build_refresh_loader, compute_shard_maps, map_statistics
 
 
@@ -37,8 +38,11 @@ class FAMTWeightHook(Hook):
     The bank (N x h x w, ``bank_dtype`` of the mask generator: 2 or 1 bytes per
     patch) is kept on the model side and saved in checkpoints, so ``--resume``
     restores bank and phase exactly; a bank that does not fit the training set
-    (size, order, images, grid, corrupt values) is refused or recomputed
-    (``on_mismatch``).
+    (size, order, images, grid, corrupt values; a missing, short or corrupt bank file) is
+    refused or recomputed (``on_mismatch``). Every decision that leads into a collective (refresh
+    or not, restore or recompute, stop) is taken by all ranks together
+    (``famt_mm.engine.rank_agreement``): a fault on one rank stops or heals the whole job.
+    One FAMTWeightHook per run (a second one is refused at start).
 
     Args:
         start_epoch (int): first FAMT epoch. 40.
@@ -65,7 +69,8 @@ class FAMTWeightHook(Hook):
             checkpoint) or 'auto' (file from :attr:`FILE_BANK_BYTES` on). docs/design.md
             "The weight bank at scale". The work_dir must be visible to every rank (as
             mmengine's resume needs).
-        keep_banks (int): bank files kept in ``famt_bank`` (the newest; -1: all).
+        keep_banks (int): bank files kept in ``famt_bank`` (the newest; -1: all), plus the one
+            the newest checkpoint references, which is never removed.
     """
 
     #: 'auto' stores banks of this size or more as files (ImageNet-1K: 479 MiB).
@@ -78,24 +83,23 @@ class FAMTWeightHook(Hook):
                  batch_size: Optional[int] = None, num_workers: Optional[int] = None,
                  on_bad_image: str = 'fail', on_mismatch: str = 'error',
                  log_interval: int = 50, bank_storage: str = 'auto', keep_banks: int = 2):
-        if not isinstance(start_epoch, int) or start_epoch < 0:
-            raise ValueError(f'FAMTWeightHook: start_epoch={start_epoch} must be an int >= 0')
-        if not isinstance(interval, int) or interval < 1:
-            raise ValueError(f'FAMTWeightHook: interval={interval} must be an int >= 1')
+        _check_int('start_epoch', start_epoch, 0)
+        _check_int('interval', interval, 1)
         if on_bad_image not in ('fail', 'skip'):
             raise ValueError(f"FAMTWeightHook: on_bad_image={on_bad_image!r}, use 'fail' or 'skip'")
         if on_mismatch not in ('error', 'recompute'):
             raise ValueError(
                 f"FAMTWeightHook: on_mismatch={on_mismatch!r}, use 'error' or 'recompute'")
-        if not isinstance(log_interval, int) or log_interval < 1:
-            raise ValueError(f'FAMTWeightHook: log_interval={log_interval} must be an int >= 1')
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f'FAMTWeightHook: batch_size={batch_size} must be an int >= 1')
+        _check_int('log_interval', log_interval, 1)
+        if batch_size is not None:
+            _check_int('batch_size', batch_size, 1)
+        if num_workers is not None:
+            _check_int('num_workers', num_workers, 0)
         if bank_storage not in ('auto', 'file', 'inline'):
             raise ValueError(f"FAMTWeightHook: bank_storage={bank_storage!r}, use 'auto', "
                              "'file' or 'inline'")
-        if not isinstance(keep_banks, int) or keep_banks == 0 or keep_banks < -1:
-            raise ValueError(f'FAMTWeightHook: keep_banks={keep_banks} must be an int >= 1 '
+        if not _is_int(keep_banks) or keep_banks == 0 or keep_banks < -1:
+            raise ValueError(f'FAMTWeightHook: keep_banks={keep_banks!r} must be an int >= 1 '
                              'or -1 (all)')
         if refresh_pipeline is not None:
             check_refresh_pipeline(refresh_pipeline)
@@ -114,6 +118,7 @@ class FAMTWeightHook(Hook):
         self._refresh_loader = None
         self._fingerprint = None
         self._phase_logged = False
+        self._checkpoint_bank: Optional[str] = None  # bank file the newest checkpoint references
 
     @property
     def bank(self) -> Optional[torch.Tensor]:
@@ -151,6 +156,7 @@ class FAMTWeightHook(Hook):
 
     # -- hook points ------------------------------------------------------------
     def before_train(self, runner) -> None:
+        check_one_weight_hook(runner)
         model = self._model(runner)
         if isinstance(runner.train_loop, IterBasedTrainLoop):
             raise ValueError('FAMTWeightHook schedules by epoch (start_epoch, interval); use '
@@ -185,11 +191,17 @@ class FAMTWeightHook(Hook):
         model = self._model(runner)
         epoch = runner.epoch
         famt = epoch >= self.start_epoch
-        if famt and (self.bank is None or (self.is_refresh_epoch(epoch, runner.max_epochs)
-                                           and self.bank_epoch != epoch)):
-            if self.bank is None and not self.is_refresh_epoch(epoch, runner.max_epochs):
-                runner.logger.warning(f'FAMT: no weight bank at FAMT epoch {epoch} '
-                                      '(not restored); computing one now')
+        refresh_epoch = self.is_refresh_epoch(epoch, runner.max_epochs)
+        # Decided by all ranks at once: a rank that enters the refresh alone would wait in
+        # its collectives while the others train.
+        needs = flagged_ranks(famt and (self.bank is None or (refresh_epoch
+                                                               and self.bank_epoch != epoch)))
+        if needs:
+            if not refresh_epoch:
+                without = flagged_ranks(famt and self.bank is None)
+                runner.logger.warning(f'FAMT: no weight bank at FAMT epoch {epoch} on rank(s) '
+                                      f'{without} (not restored); computing one now on every '
+                                      'rank')
             self.refresh(runner)
         if famt != model.mask_generator.famt_active or not self._phase_logged:
             # once per process and at the switch: shows the phase a resumed run is in
@@ -202,6 +214,7 @@ class FAMTWeightHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         state = self._weight_bank(runner).state_dict(self._dataset_fingerprint(runner))
+        self._checkpoint_bank = state.get('bank_file')  # never removed by keep_banks
         checkpoint['famt'] = dict(state, start_epoch=self.start_epoch, interval=self.interval)
 
     @staticmethod
@@ -221,31 +234,47 @@ class FAMTWeightHook(Hook):
         info = checkpoint.get('famt')
         if not WeightBank.has_maps(info):
             return
+        self._checkpoint_bank = info.get('bank_file')
         bank = self._weight_bank(runner)
-        problem = bank.check_state(info, self._dataset_fingerprint(runner))
         dirs = self._loaded_bank_dirs(runner)
-        if problem is None and info.get('bank') is None:
-            problem = bank.check_file(info, dirs)
-            if problem is not None and self.on_mismatch == 'error':
-                raise ValueError(
-                    f'{problem}. Put the file back beside the checkpoint (famt_bank/), or set '
-                    "FAMTWeightHook(on_mismatch='recompute') to compute a new bank")
-        if problem is not None:
-            if self.on_mismatch == 'error':
-                raise ValueError(
-                    f'{problem}. Resume with the dataset the run was started with, or set '
-                    "FAMTWeightHook(on_mismatch='recompute') to compute a new bank")
-            runner.logger.warning(f'{problem}; the bank will be recomputed')
+        # Each rank checks (and maps) the bank it can see; then all ranks decide together.
+        problem = self._restore(runner, bank, info, dirs)
+        problems = rank_problems(problem)
+        if not problems:
+            runner.logger.info(f'FAMT: restored the weight bank of epoch {self.bank_epoch} '
+                               f'({tuple(self.bank.shape)}, {self.bank.dtype})')
             return
+        self.weight_bank = None  # on every rank: restored nowhere, recomputed everywhere
+        self._model(runner).mask_generator.set_bank(None)
+        _, world = get_dist_info()
+        text = '; '.join((f'rank {r}: ' if world > 1 else '') + p
+                         for r, p in sorted(problems.items()))
+        if self.on_mismatch == 'error':
+            missing = any('is missing' in p for p in problems.values())
+            fix = ('Put the file back beside the checkpoint (famt_bank/)' if missing else
+                   'Resume with the dataset the run was started with and an intact bank file')
+            raise ValueError(f'{text}. {fix}, or set '
+                             "FAMTWeightHook(on_mismatch='recompute') to compute a new bank")
+        runner.logger.warning(f'{text}; the bank will be recomputed on every rank')
+
+    def _restore(self, runner, bank: WeightBank, info: dict, dirs: List[str]) -> Optional[str]:
+        """Check and restore the checkpoint's bank on this rank; why not, or None."""
+        try:
+            problem = bank.check_state(info, self._dataset_fingerprint(runner))
+            if problem is None and info.get('bank') is None:
+                problem = bank.check_file(info, dirs)  # one sequential read: warms the cache
+            if problem is not None:
+                return problem
+            bank.load_state_dict(info, dirs)
+        except Exception as e:  # noqa: BLE001  (any reader error: decided on by all ranks)
+            return f'the FAMT weight bank cannot be restored: {type(e).__name__}: {e}'
         saved = (info.get('start_epoch'), info.get('interval'))
         if saved != (self.start_epoch, self.interval):
             runner.logger.warning(
                 f'FAMT: the checkpoint was written with start_epoch, interval = {saved}, this '
                 f'run uses {(self.start_epoch, self.interval)}: the refresh schedule changes')
-        bank.load_state_dict(info, dirs)
         self._model(runner).mask_generator.set_bank(bank)
-        runner.logger.info(f'FAMT: restored the weight bank of epoch {self.bank_epoch} '
-                           f'({tuple(self.bank.shape)}, {self.bank.dtype})')
+        return None
 
     # -- the refresh pass --------------------------------------------------------
     @torch.no_grad()
@@ -258,13 +287,20 @@ class FAMTWeightHook(Hook):
                 runner.cfg.train_dataloader, tuple(model.input_hw), self.on_bad_image,
                 self.refresh_pipeline, self.batch_size, self.num_workers)
         loader = self._refresh_loader
-        _, world = get_dist_info()
+        rank, world = get_dist_info()
+        if rank == 0:  # what a write killed before its rename left behind
+            for stray in remove_stray_temporaries(self._bank_dir(runner)):
+                runner.logger.warning(f'FAMT: removed {stray}, left by an interrupted bank '
+                                      'write')
         t0 = time.time()
         amp = (torch.cuda.is_available()
                and runner.cfg.optim_wrapper.get('type') == 'AmpOptimWrapper')
-        shard = compute_shard_maps(
+        # A failure on one rank (an unreadable image, a bug) stops every rank here, before
+        # the gather, instead of leaving the others waiting in it.
+        shard = on_every_rank(lambda: compute_shard_maps(
             model, loader, gen.bank_dtype, amp,
-            Progress(runner.logger, runner.epoch, self.log_interval, loader.batch_size))
+            Progress(runner.logger, runner.epoch, self.log_interval, loader.batch_size)),
+            f'FAMT refresh before epoch {runner.epoch}')
         maps = self._gather_bank(model, shard.idx, shard.maps, len(loader.dataset))
         del shard.maps
         fallback, bad = shard.fallback, shard.bad
@@ -277,7 +313,7 @@ class FAMTWeightHook(Hook):
         if world > 1:
             sums = check_ranks_agree(bank.checksum())
             runner.logger.info(f'FAMT refresh: the {world} ranks hold the same bank (SHA-1 '
-                               f'{sums[0][:12]})')
+                               f'per rank: {[c[:12] for c in sums]})')
             fallback = sum(all_gather_object(fallback), [])
             bad = sum(all_gather_object(bad), [])
         self.refresh_epochs_done.append(runner.epoch)
@@ -298,20 +334,27 @@ class FAMTWeightHook(Hook):
         name = bank_file_name(runner.epoch, 'float16' if maps.dtype == torch.float16
                               else 'uint8')
         path = osp.join(self._bank_dir(runner), name)
+
+        def write_or_hash():
+            if rank == 0:
+                return write_bank_file(path, maps)
+            return WeightBank.from_maps(maps).checksum()
+
+        sha1 = on_every_rank(write_or_hash, f'FAMT: writing the bank file {path}')
+        # every rank reads the file once (its page cache) and checks it holds its own bank
+        on_every_rank(lambda: bank.set_file(path, sha1, runner.epoch, verify=True),
+                      f'FAMT: reading the bank file {path}')
         if rank == 0:
-            sha1 = write_bank_file(path, maps)
             self._drop_old_bank_files(runner, keep=path)
-        else:
-            sha1 = WeightBank.from_maps(maps).checksum()
-        if world > 1:
-            barrier()
-        bank.set_file(path, sha1, runner.epoch)
 
     def _drop_old_bank_files(self, runner, keep: str) -> None:
         if self.keep_banks < 0:
             return
         files = sorted(glob.glob(osp.join(self._bank_dir(runner), 'bank_epoch_*.npy')))
-        for old in [f for f in files if f != keep][:max(0, len(files) - self.keep_banks)]:
+        # the bank the newest checkpoint references stays, whatever keep_banks is: a resume
+        # from that checkpoint needs it
+        kept = {keep, osp.join(self._bank_dir(runner), self._checkpoint_bank or '')}
+        for old in [f for f in files if f not in kept][:max(0, len(files) - self.keep_banks)]:
             os.remove(old)
             runner.logger.info(f'FAMT: removed the old bank file {old} (keep_banks='
                                f'{self.keep_banks})')
@@ -348,3 +391,28 @@ class FAMTWeightHook(Hook):
             runner.message_hub.update_info(key, value)
         if runner.rank == 0:
             runner.visualizer.add_scalars(scalars, step=runner.iter)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if not _is_int(value):
+        raise ValueError(f'FAMTWeightHook: {name}={value!r} is a {type(value).__name__}, '
+                         f'must be an int >= {minimum} (without quotes)')
+    if value < minimum:
+        raise ValueError(f'FAMTWeightHook: {name}={value} must be an int >= {minimum}')
+
+
+def check_one_weight_hook(runner) -> None:
+    """Refuse a run with more than one FAMTWeightHook (same config, same answer on every rank:
+    no collective needed)."""
+    hooks = [h for h in runner.hooks if isinstance(h, FAMTWeightHook)]
+    if len(hooks) > 1:
+        raise ValueError(
+            f'{len(hooks)} FAMTWeightHooks in this run ({[type(h).__name__ for h in hooks]}): '
+            'each would refresh and switch the phase, and the checkpoint would not hold the '
+            'bank that trained. Keep one: set custom_hooks = [dict(type=\'FAMTWeightHook\', '
+            '...), ...] in full instead of adding one to an inherited list '
+            '(_base_.custom_hooks + [...])')

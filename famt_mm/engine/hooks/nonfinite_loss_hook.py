@@ -3,13 +3,18 @@ or its step is skipped and counted, and too many in a row stop the run.
 
 Detection costs nothing: mmengine's ``RuntimeInfoHook`` (priority VERY_HIGH) already
 turns each iteration's loss into a Python float for the log (its host sync); this hook
-reads that float. See docs/design.md, "Reliability".
+reads that float. In a distributed run the ranks then agree (one all-reduce of a flag per
+iteration, ``famt_mm.engine.rank_agreement``): a NaN on one rank stops or skips on every rank
+alike, so no rank waits in the next step's collectives for one that stopped. See
+docs/design.md, "Reliability".
 """
 import math
 from typing import Optional
 
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
+
+from ..rank_agreement import rank_codes
 
 ACTIONS = ('stop', 'skip')
 
@@ -65,11 +70,11 @@ class FAMTNonFiniteLossHook(Hook):
                 "GPU), or action='stop'")
         self._wrapper_skips = getattr(runner.optim_wrapper, 'skipped_steps', 0)
 
-    def _report(self, runner, loss: float) -> str:
+    def _report(self, runner, loss: float, ranks) -> str:
         scale = amp_loss_scale(runner.optim_wrapper)
         last = runner.message_hub.get_info('last_ckpt')
-        return (f'non-finite loss {loss} at iteration {runner.iter + 1} (epoch '
-                f'{runner.epoch + 1}), ' + (f'AMP loss scale {scale:g}' if scale is not None
+        return (f'non-finite loss {_where(runner, loss, ranks)} at iteration {runner.iter + 1} '
+                f'(epoch {runner.epoch + 1}), ' + (f'AMP loss scale {scale:g}' if scale is not None
                                              else 'no AMP') + '; last checkpoint: ' +
                 (f'{last} (resume with --resume {last} after lowering the learning rate or '
                  'fixing the data)' if last else 'none saved yet'))
@@ -78,22 +83,34 @@ class FAMTNonFiniteLossHook(Hook):
         # A Python float already: RuntimeInfoHook called .item() on it (no extra host sync).
         loss = runner.message_hub.get_scalar('train/loss').current()
         wrapper_skips = getattr(runner.optim_wrapper, 'skipped_steps', 0)
-        bad = not math.isfinite(loss) or wrapper_skips != self._wrapper_skips
+        # per rank: 2 = non-finite loss, 1 = the optimizer wrapper skipped the step (NaN / inf
+        # gradients, e.g. another rank's NaN averaged in by DDP), 0 = fine
+        codes = rank_codes(2 * (not math.isfinite(loss)) + (wrapper_skips != self._wrapper_skips))
         self._wrapper_skips = wrapper_skips
-        if not bad:
+        ranks = [r for r, c in enumerate(codes) if c >= 2] or [r for r, c in enumerate(codes)
+                                                                  if c]
+        if not ranks:  # the same answer on every rank: all go on, skip or stop together
             self.consecutive = 0
             return
         self.consecutive += 1
         if self.action == 'stop':
-            raise RuntimeError(f'FAMTNonFiniteLossHook: {self._report(runner, loss)}')
+            raise RuntimeError(f'FAMTNonFiniteLossHook: {self._report(runner, loss, ranks)}')
         self.skipped += 1
         runner.message_hub.update_info('famt/nonfinite_skipped', self.skipped)
         if self.consecutive >= self.max_consecutive:
             raise RuntimeError(
                 f'FAMTNonFiniteLossHook: {self.consecutive} non-finite steps in a row '
                 f'(max_consecutive={self.max_consecutive}), stopping: the run diverged. '
-                f'Last one: {self._report(runner, loss)}')
+                f'Last one: {self._report(runner, loss, ranks)}')
         runner.logger.warning(
-            f'FAMTNonFiniteLossHook: non-finite loss {loss} at iteration {runner.iter + 1}: '
+            f'FAMTNonFiniteLossHook: non-finite loss {_where(runner, loss, ranks)} at '
+            f'iteration {runner.iter + 1}: '
             f'step skipped, parameters unchanged ({self.skipped} skipped so far, '
             f'{self.consecutive} in a row; stop at {self.max_consecutive})')
+
+
+def _where(runner, loss: float, ranks) -> str:
+    """The loss, and in a distributed run which ranks had a non-finite one."""
+    if runner.world_size == 1:
+        return f'{loss}'
+    return f'on rank(s) {ranks} (this rank, {runner.rank}: {loss})'
