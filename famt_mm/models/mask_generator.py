@@ -108,9 +108,11 @@ class FAMTMaskGenerator(BaseModule):
         return any(what in term.needs for term in self._terms)
 
     def compute_terms(self, ctx: TermContext) -> Dict[str, torch.Tensor]:
-        """Every selected term of the batch, by name: B x L float32 each."""
-        return {term.name: term.fn(ctx, **self.term_args.get(term.name, {})).float()
-                for term in self._terms}
+        """Every selected term of the batch, by name: B x L float32 each (computed outside
+        autocast: an AMP refresh gives the terms its encoder outputs, not its precision)."""
+        with torch.autocast(ctx.tokens.device.type, enabled=False):
+            return {term.name: term.fn(ctx, **self.term_args.get(term.name, {})).float()
+                    for term in self._terms}
 
     def weights_from_terms(self, terms: Dict[str, torch.Tensor]
                            ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -118,8 +120,10 @@ class FAMTMaskGenerator(BaseModule):
         return sanitize_weights(combine_terms(list(terms.values()), self.combine), self.eps)
 
     def weights_from_context(self, ctx: TermContext) -> Tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`compute_terms` then :meth:`weights_from_terms`."""
-        return self.weights_from_terms(self.compute_terms(ctx))
+        """:meth:`compute_terms` then :meth:`weights_from_terms` (float32, outside autocast)."""
+        terms = self.compute_terms(ctx)
+        with torch.autocast(ctx.tokens.device.type, enabled=False):
+            return self.weights_from_terms(terms)
 
     # -- bank ----------------------------------------------------------------
     def set_bank(self, bank: Optional[WeightBank]) -> None:

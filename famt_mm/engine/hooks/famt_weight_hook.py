@@ -21,7 +21,8 @@ from ...bank import (WeightBank, bank_file_name, check_ranks_agree, dataset_fing
                      gather_by_index, write_bank_file)
 from ...datasets.pipeline_checks import check_refresh_pipeline, check_train_pipeline
 from ...models.famt_model import check_famt_model
-from ..refresh import Progress, build_refresh_loader, compute_shard_maps, map_statistics
+from ..refresh import (Progress, build_refresh_loader, compute_shard_maps, map_statistics,
+                       training_amp_dtype)
 
 
 @HOOKS.register_module()
@@ -260,8 +261,7 @@ class FAMTWeightHook(Hook):
         loader = self._refresh_loader
         _, world = get_dist_info()
         t0 = time.time()
-        amp = (torch.cuda.is_available()
-               and runner.cfg.optim_wrapper.get('type') == 'AmpOptimWrapper')
+        amp = training_amp_dtype(runner.optim_wrapper)  # the training's autocast dtype
         shard = compute_shard_maps(
             model, loader, gen.bank_dtype, amp,
             Progress(runner.logger, runner.epoch, self.log_interval, loader.batch_size))
