@@ -123,3 +123,20 @@ def test_bank_scale_tool_measures_a_small_bank(tmp_path):
                     '--batches', '5', '--dir', str(tmp_path)]).stdout
     assert 'ckpt_famt_bytes_before: 3920000' in out and 'reader_uss_MiB' in out
     assert not list(tmp_path.iterdir())  # the bank file is deleted afterwards
+
+
+def test_file_rows_follow_each_new_file_and_refuse_bad_indices(tmp_path):
+    bank = WeightBank(6, (3, 4))
+    idx = torch.tensor([4, 4, 0, 5, 1])
+    for epoch in (1, 2):  # a refresh writes a new file and switches the bank to it
+        maps = _maps(seed=epoch)
+        path = str(tmp_path / f'bank_epoch_{epoch:04d}.npy')
+        bank.set_file(path, write_bank_file(path, maps), epoch)
+        assert bank.rows_on_host
+        rows = bank.get_rows(idx, 'cpu')
+        assert torch.equal(rows, maps[idx]) and rows.dtype == torch.float16
+    for bad in ([6], [-1]):
+        with pytest.raises(IndexError, match='outside 0..5'):
+            bank.get_rows(torch.tensor(bad), 'cpu')
+    bank.set_all(maps)
+    assert not bank.rows_on_host and torch.equal(bank.get_rows(idx, 'cpu'), maps[idx])
