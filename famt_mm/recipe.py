@@ -19,7 +19,10 @@ Two things mmengine gets wrong or cannot express for such a config are handled h
   ``_scope_``, including the loader's ``collate_fn``; ``Runner.build_dataloader`` then
   passes ``_scope_`` to the collate function (``TypeError: default_collate() got an
   unexpected keyword argument '_scope_'`` at the first batch). The returned loader
-  replaces the inherited one (``_delete_``) with a collate_fn without it.
+  replaces the inherited one (``_delete_``) with a collate_fn without it; a config that
+  overrides the loader the usual mm way (``train_dataloader = dict(dataset=dict(
+  pipeline=[...]))``) keeps the tagged collate_fn, and :func:`drop_collate_scope`, called
+  where famt_mm's tools build the runner, removes it.
 * a config cannot edit one element of an inherited list, and the pipeline needs two
   (the crop that records its box, the meta keys FAMT reads): :func:`famt_pipeline`
   derives them from whatever pipeline the recipe has.
@@ -77,6 +80,34 @@ def famt_model(**mask_generator):
     return dict(type='FAMTMAE', backbone=dict(type='FAMTViT'),
                 neck=dict(type='FAMTPretrainDecoder'), head=dict(type='FAMTPretrainHead'),
                 mask_generator=dict(type='FAMTMaskGenerator', **mask_generator))
+
+
+def drop_collate_scope(cfg):
+    """Remove the ``_scope_`` mmengine puts into every loader's ``collate_fn`` (in place).
+
+    ``Runner.build_dataloader`` passes every key of ``collate_fn`` but ``type`` to the
+    function, so ``_scope_`` would reach ``default_collate`` as a keyword. The Runner looks
+    the name up under the config's ``default_scope``; where the tagged scope would find
+    another function this raises ``ValueError`` naming the loader and the fix.
+    """
+    from mmengine.registry import FUNCTIONS
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        collate = (cfg.get(key) or {}).get('collate_fn')
+        if not isinstance(collate, dict) or '_scope_' not in collate:
+            continue
+        scope = collate.pop('_scope_')
+        name, default = collate.get('type'), cfg.get('default_scope')
+        if not isinstance(name, str) or scope == default:
+            continue
+        found = []
+        for where in (scope, default):
+            with FUNCTIONS.switch_scope_and_registry(where) as registry:
+                found.append(registry.get(name))
+        if found[0] is not found[1]:
+            raise ValueError(
+                f"{key}.collate_fn: {name!r} of scope {scope!r} is not the {name!r} the "
+                f'runner finds under default_scope={default!r}; give the function itself, '
+                f'collate_fn=dict(type=<the function>), in the config')
 
 
 def famt_train_dataloader(train_dataloader):

@@ -252,14 +252,18 @@ def test_url_and_model_zoo_checkpoints_are_read_as_data(crafted, legit, tmp_path
 
 
 def test_bank_files_are_read_without_pickle(tmp_path):
+    """Neither a pickle named .npy nor a valid .npy holding an object (pickled) array runs."""
     from famt_mm.bank.bank_file import open_bank_file
     marker = tmp_path / 'code_ran'
-    path = tmp_path / 'bank_epoch_0001.float16.npy'
-    path.write_bytes(pickle.dumps(RunsShell(marker), protocol=2))  # a pickle named .npy
-    with pytest.raises(ValueError, match='pickled'):
-        open_bank_file(str(path))
-    assert not marker.exists()
-    np.load(str(path), allow_pickle=True)  # what a reader allowing pickles would do
+    raw = tmp_path / 'bank_epoch_0001.float16.npy'
+    raw.write_bytes(pickle.dumps(RunsShell(marker), protocol=2))  # a pickle named .npy
+    objects = tmp_path / 'bank_epoch_0002.float16.npy'
+    np.save(str(objects), np.array([RunsShell(marker)], dtype=object), allow_pickle=True)
+    for path in (raw, objects):
+        with pytest.raises(ValueError, match='corrupt|pickled'):
+            open_bank_file(str(path))
+        assert not marker.exists()
+    np.load(str(objects), allow_pickle=True)  # what a reader allowing pickles would do
     assert marker.exists()
 
 

@@ -96,6 +96,9 @@ def merge_args(cfg, args):
 def build_runner(cfg):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+
+    from famt_mm.recipe import drop_collate_scope
+    drop_collate_scope(cfg)  # an inherited recipe's collate_fn: see famt_mm/recipe.py
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

@@ -128,18 +128,34 @@ class WeightBank:
         self._maps = self._on_device = None
         self._mm, self.file, self._sha1, self.epoch = mm, path, sha1, epoch
 
+    @property
+    def rows_on_host(self) -> bool:
+        """Whether :meth:`get_rows` gathers on the host (file storage: give it a CPU index)
+        rather than on the device (inline storage: give it the index on the device)."""
+        return self._mm is not None
+
     def get_rows(self, sample_idx: torch.Tensor, device=None) -> torch.Tensor:
         """The quantised maps of ``sample_idx`` (B, long), B x h x w on ``device``.
 
-        Dequantise with ``famt_mm.models.famt_weights.dequantize_weights``.
+        File storage: one vectorised gather from the memmap into page-locked memory (the
+        caching host allocator keeps the block until the copy is done), then a copy that
+        does not block the host. Inline storage: the bank is copied to the device once per
+        refresh and indexed there. Dequantise with
+        ``famt_mm.models.famt_weights.dequantize_weights``.
         """
         if not self.filled:
             raise RuntimeError('WeightBank.get_rows: the bank is empty (no refresh or restore '
                                'yet)')
         device = sample_idx.device if device is None else torch.device(device)
         if self._mm is not None:  # only the batch's rows leave the file (B x h x w)
-            rows = torch.from_numpy(self._mm[sample_idx.cpu().numpy()])
-            return rows.to(device, non_blocking=True)
+            idx = sample_idx.cpu().numpy()
+            if idx.size and not 0 <= idx.min() <= idx.max() < self.num_samples:
+                raise IndexError(f'WeightBank.get_rows: sample_idx outside 0..'
+                                 f'{self.num_samples - 1}')
+            pin = device.type == 'cuda'
+            rows = torch.empty((idx.size, *self.grid_hw), dtype=self.dtype, pin_memory=pin)
+            np.take(self._mm, idx, axis=0, out=rows.numpy(), mode='clip')  # clip: unbuffered
+            return rows.to(device, non_blocking=pin)
         if self._on_device is None or self._on_device.device != device:
             self._on_device = self._maps.to(device, non_blocking=True)
         return self._on_device[sample_idx.to(device)]

@@ -123,8 +123,22 @@ class ShardMaps:
     bad: List[Tuple[int, str]] = field(default_factory=list)  # unreadable: (index, error)
 
 
+def training_amp_dtype(optim_wrapper) -> Optional[torch.dtype]:
+    """The autocast dtype the training runs in, read from the optim wrapper itself: an
+    mmengine ``AmpOptimWrapper``'s ``cast_dtype`` (None there means fp16, autocast's
+    default on CUDA); in an ``OptimWrapperDict`` the first AMP wrapper's; None without AMP."""
+    from mmengine.optim import AmpOptimWrapper, OptimWrapperDict
+    wrappers = optim_wrapper.values() if isinstance(optim_wrapper, OptimWrapperDict) \
+        else [optim_wrapper]
+    for wrapper in wrappers:
+        if isinstance(wrapper, AmpOptimWrapper):
+            return wrapper.cast_dtype or torch.float16
+    return None
+
+
 @torch.no_grad()
-def compute_shard_maps(model, loader, bank_dtype: str, amp: bool = False,
+def compute_shard_maps(model, loader, bank_dtype: str,
+                       amp_dtype: Optional[torch.dtype] = None,
                        progress: Optional[Callable[[int, int], None]] = None) -> ShardMaps:
     """Weight maps of every image of ``loader`` with ``model.compute_famt_weights``.
 
@@ -132,9 +146,14 @@ def compute_shard_maps(model, loader, bank_dtype: str, amp: bool = False,
         model: a FAMT model (famt_mm/models/famt_model.py).
         loader: from :func:`build_refresh_loader`.
         bank_dtype: 'float16' or 'uint8' (``quantize_weights``).
-        amp: run under bf16 autocast on CUDA.
+        amp_dtype: the encoder runs under autocast in this dtype on the model's device (the
+            training's, :func:`training_amp_dtype`); None: no autocast. The CLS attention
+            row and the weight terms are computed in float32 either way.
         progress: called with (images done, images of this shard) after each batch.
     """
+    if isinstance(amp_dtype, bool):  # the former flag: bf16 on CUDA
+        amp_dtype = torch.bfloat16 if amp_dtype else None
+    device_type = next(model.parameters()).device.type
     img_hw = tuple(model.input_hw)
     grid = tuple(model.grid_hw)
     local = len(loader.sampler)
@@ -147,7 +166,7 @@ def compute_shard_maps(model, loader, bank_dtype: str, amp: bool = False,
                 f'FAMT refresh: the refresh pipeline gives {tuple(inputs.shape[-2:])} '
                 f'images but the model takes {img_hw}; end it with a Resize to the input '
                 'size (no crop)')
-        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
             weights, fb = model.compute_famt_weights(inputs)
         bad_mask = torch.tensor([bool(s.get('famt_bad', False)) for s in samples],
                                 device=weights.device)
@@ -194,4 +213,4 @@ class Progress:
 
 
 __all__: Sequence[str] = ['GuardedRefreshDataset', 'build_refresh_loader', 'ShardMaps',
-                          'compute_shard_maps', 'map_statistics', 'Progress']
+                          'training_amp_dtype', 'compute_shard_maps', 'map_statistics', 'Progress']

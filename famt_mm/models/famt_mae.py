@@ -124,11 +124,11 @@ class FAMTViT(MAEViT):
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each B x H x N x d
         out = attn.scaled_dot_product_attention(q, k, v)
         scale = attn.head_dims ** -0.5
-        logits_cls = (q[:, :, :1] * scale) @ k.transpose(-2, -1)  # B x H x 1 x N
-        attn_cls = logits_cls.float().softmax(-1)[:, :, 0, 1:]
-        attn_full = None
-        if column_mean:
-            attn_full = ((q * scale) @ k.transpose(-2, -1)).float().softmax(-1)
+        # the weights' attention in float32 even under AMP (fp16 / bf16 logits shift them)
+        with torch.autocast(x.device.type, enabled=False):
+            qf, kt = q.float() * scale, k.float().transpose(-2, -1)
+            attn_cls = (qf[:, :, :1] @ kt).softmax(-1)[:, :, 0, 1:]  # B x H x L
+            attn_full = (qf @ kt).softmax(-1) if column_mean else None
         out = attn.gamma1(attn.proj(out.transpose(1, 2).reshape(B, N, attn.embed_dims)))
         if attn.v_shortcut:
             out = v.squeeze(1) + out

@@ -114,9 +114,11 @@ class FAMTMaskGenerator(BaseModule):
         return any(what in term.needs for term in self._terms)
 
     def compute_terms(self, ctx: TermContext) -> Dict[str, torch.Tensor]:
-        """Every selected term of the batch, by name: B x L float32 each."""
-        return {term.name: term.fn(ctx, **self.term_args.get(term.name, {})).float()
-                for term in self._terms}
+        """Every selected term of the batch, by name: B x L float32 each (computed outside
+        autocast: an AMP refresh gives the terms its encoder outputs, not its precision)."""
+        with torch.autocast(ctx.tokens.device.type, enabled=False):
+            return {term.name: term.fn(ctx, **self.term_args.get(term.name, {})).float()
+                    for term in self._terms}
 
     def weights_from_terms(self, terms: Dict[str, torch.Tensor]
                            ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -124,8 +126,10 @@ class FAMTMaskGenerator(BaseModule):
         return sanitize_weights(combine_terms(list(terms.values()), self.combine), self.eps)
 
     def weights_from_context(self, ctx: TermContext) -> Tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`compute_terms` then :meth:`weights_from_terms`."""
-        return self.weights_from_terms(self.compute_terms(ctx))
+        """:meth:`compute_terms` then :meth:`weights_from_terms` (float32, outside autocast)."""
+        terms = self.compute_terms(ctx)
+        with torch.autocast(ctx.tokens.device.type, enabled=False):
+            return self.weights_from_terms(terms)
 
     # -- bank ----------------------------------------------------------------
     def set_bank(self, bank: Optional[WeightBank]) -> None:
@@ -137,9 +141,9 @@ class FAMTMaskGenerator(BaseModule):
         return self._bank
 
     # -- sampling (training step) ----------------------------------------------
-    def crop_weights(self, data_samples, grid_hw: Sequence[int], device) -> torch.Tensor:
-        """The bank's maps of this batch on each sample's crop grid. B x h x w."""
-        # One pass over the samples, one host -> device copy, no device -> host sync.
+    def batch_meta(self, data_samples) -> torch.Tensor:
+        """B x 6 float64 on the CPU: sample_idx, crop box (x1, y1, x2, y2), flip code (-1: not
+        flipped, else ``_FLIP_CODES``). The one Python pass over the samples per step."""
         try:
             meta = [(s.sample_idx, *s.famt_crop,
                      _FLIP_CODES.get(s.get('flip_direction'), 0) if s.get('flip', False) else -1)
@@ -149,18 +153,24 @@ class FAMTMaskGenerator(BaseModule):
                 'FAMT masking needs `sample_idx` and `famt_crop` in every data sample: use '
                 '`FAMTRandomResizedCrop` and `PackInputs(meta_keys=famt_mm.datasets.'
                 f'FAMT_META_KEYS)` in the training pipeline ({e})') from e
-        top = max(m[0] for m in meta)
+        # float64 carries the indices exactly (< 2^53) and the boxes as float32 would
+        return torch.tensor(meta, dtype=torch.float64)
+
+    def crop_weights(self, data_samples, grid_hw: Sequence[int], device) -> torch.Tensor:
+        """The bank's maps of this batch on each sample's crop grid. B x h x w."""
+        # One pass over the samples, one host -> device copy, no device -> host sync.
+        on_host = meta = self.batch_meta(data_samples)
+        top = int(on_host[:, 0].max())
         if top >= self._bank.num_samples:
             raise IndexError(f'sample_idx {top} is outside the weight bank of '
                              f'{self._bank.num_samples} images: the bank does not match the '
                              'dataset')
-        # float64 carries the indices exactly (< 2^53) and the boxes as float32 would
-        meta = torch.tensor(meta, dtype=torch.float64)
-        idx = meta[:, 0].long()  # on the CPU: a file bank reads these rows without a sync
         if torch.device(device).type == 'cuda':
             meta = meta.pin_memory()
         meta = meta.to(device, non_blocking=True)
         codes = meta[:, 5].long()
+        # a file bank gathers on the host from the CPU index, an inline one on the device
+        idx = (on_host if self._bank.rows_on_host else meta)[:, 0].long()
         maps = dequantize_weights(self._bank.get_rows(idx, device))
         return map_weights_to_crop(maps, meta[:, 1:5].float(), tuple(grid_hw), flip=codes >= 0,
                                    flip_direction=codes.clamp_min(0))

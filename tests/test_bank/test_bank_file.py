@@ -66,26 +66,24 @@ def test_file_problems_are_named(tmp_path):
         WeightBank(6, (4, 3)).set_file(other, write_bank_file(other, maps))
 
 
-# A reader process: numpy only (fast to start); maps the bank, touches every row, waits until
-# the other reader has too, then reports what mapping it added to its RSS and USS
-# (/proc/self/smaps_rollup).
+# A reader process: numpy only (fast to start). Driven through its pipes so that both readers
+# measure while both hold the mapping: it maps the bank, touches every row, says 'ready', waits
+# for 'measure' on stdin, reports what the mapping added to its RSS and USS
+# (/proc/self/smaps_rollup), and exits only when stdin closes, after both have measured.
 READER = """
-import os, sys, time, numpy as np
+import sys, numpy as np
 def mem():
     f = dict((l.split()[0].rstrip(':'), int(l.split()[1]) * 1024)
              for l in open('/proc/self/smaps_rollup') if l.strip().endswith('kB'))
     return f['Rss'], f['Private_Clean'] + f['Private_Dirty']
-path, me, other = sys.argv[1:4]
 rss0, uss0 = mem()
-mm = np.load(path, mmap_mode='r')
+mm = np.load(sys.argv[1], mmap_mode='r')
 total = sum(int(mm[i:i + 4096].sum(dtype=np.int64)) for i in range(0, mm.shape[0], 4096))
-open(me, 'w').close()
-while not os.path.exists(other):
-    time.sleep(0.05)
+print('ready', flush=True)
+assert sys.stdin.readline().strip() == 'measure'
 rss, uss = mem()
 print(total, rss - rss0, uss - uss0, flush=True)
-while not os.path.exists(other + '.done'):
-    time.sleep(0.05)
+sys.stdin.read()  # EOF: the test has both measurements
 """
 
 
@@ -96,16 +94,22 @@ def test_two_reader_processes_share_one_copy(tmp_path):
     path = str(tmp_path / 'bank.npy')
     write_bank_file(path, maps)
     del maps
-    flags = [str(tmp_path / 'a'), str(tmp_path / 'b')]
-    procs = [subprocess.Popen([sys.executable, '-c', READER, path, me, other],
-                              stdout=subprocess.PIPE, text=True)
-             for me, other in (flags, flags[::-1])]
-    results = []
-    for p, flag in zip(procs, flags[::-1]):
-        results.append([int(v) for v in p.stdout.readline().split()])
-        open(flag + '.done', 'w').close()  # this one has measured: the other may exit
-    for p in procs:
-        p.wait(timeout=60)
+    procs = [subprocess.Popen([sys.executable, '-c', READER, path], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        # barrier: both have mapped and touched every page before either measures
+        assert [p.stdout.readline().strip() for p in procs] == ['ready', 'ready']
+        for p in procs:
+            p.stdin.write('measure\n')
+            p.stdin.flush()
+        results = [[int(v) for v in p.stdout.readline().split()] for p in procs]
+        for p in procs:  # both have measured: now they may exit
+            p.stdin.close()
+            assert p.wait(timeout=60) == 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     size = n * hw[0] * hw[1]
     assert results[0][0] == results[1][0]
     for _, rss, uss in results:

@@ -97,3 +97,45 @@ def test_inherited_vit_l_recipe_trains_through_the_switch_and_a_refresh(tmp_path
     ckpt = load_local_checkpoint(str(work / 'epoch_3.pth'))
     assert ckpt['famt']['bank'].shape == (16, 4, 4)
     assert ckpt['meta']['epoch'] == 3
+
+
+# A user's config the usual mm way: inherit mmpretrain's MAE recipe (or the project's FAMT
+# recipe) and replace the pipeline with ``train_dataloader = dict(dataset=dict(pipeline=...))``;
+# the inherited collate_fn keeps mmengine's ``_scope_`` tag.
+USUAL_WAY = """
+_base_ = [{base!r}]
+custom_imports = dict(imports=['famt_mm'], allow_failed_imports=False)
+model = dict(type='FAMTMAE', backbone=dict(type='FAMTViT'),
+             neck=dict(type='FAMTPretrainDecoder'), head=dict(type='FAMTPretrainHead'),
+             mask_generator=dict(type='FAMTMaskGenerator'))
+train_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile'),
+    dict(type='FAMTRandomResizedCrop', scale=32, crop_ratio_range=(0.2, 1.0)),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackInputs', meta_keys=('sample_idx', 'famt_crop', 'flip', 'flip_direction'))]))
+custom_hooks = [dict(type='FAMTWeightHook', start_epoch=1, interval=1, batch_size=8)]
+"""
+
+
+def test_usual_pipeline_override_of_an_inherited_recipe_trains(tmp_path):
+    from mmengine.config import Config
+
+    from tools.train import main
+    project = tmp_path / 'project.py'
+    project.write_text(USUAL_WAY.format(base=osp.join(REPO, 'configs/famt_mae_vit-b_in1k.py')))
+    assert '_scope_' not in Config.fromfile(str(project)).train_dataloader.collate_fn
+    user = tmp_path / 'user.py'
+    user.write_text(USUAL_WAY.format(
+        base='mmpretrain::mae/mae_vit-base-p16_8xb512-amp-coslr-400e_in1k.py'))
+    # what mmengine gives, and what made default_collate fail at the first batch
+    assert Config.fromfile(str(user)).train_dataloader.collate_fn._scope_ == 'mmpretrain'
+    data = imagenet_folder(tmp_path / 'imagenet')
+    shrink = [s for s in SHRINK if not s.startswith(('train_dataloader.dataset.pipeline',
+                                                     'train_cfg', 'custom_hooks.0'))]
+    work = tmp_path / 'work'
+    main([str(user), '--work-dir', str(work), '--cfg-options',
+          f'train_dataloader.dataset.data_root={data}', 'train_cfg.max_epochs=2',
+          'custom_hooks.0.num_workers=0'] + shrink)  # the real Runner, through the switch
+    log = open(next(work.glob('*/*.log'))).read()
+    assert 'FAMT: epoch 1 trains with FAMT masking and throwing' in log
+    assert 'Epoch(train) [2][4/4]' in log and 'Error' not in log

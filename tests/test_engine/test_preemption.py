@@ -1,8 +1,8 @@
 """A FAMT run killed with SIGKILL (mid-epoch, then mid-refresh) and restarted with --resume.
 
 tools/train.py runs in a subprocess as a user (or a preempting scheduler) would see it; the
-test-only hooks / transforms of test_reliability_helpers slow training and the refresh pass
-down so that the kill lands where intended.
+test-only hook / transform of test_reliability_helpers hold the run (a hang before an
+iteration, a hang inside the refresh pass) where the kill must land, whatever the load.
 """
 import glob
 import os
@@ -49,24 +49,26 @@ def kill_when(proc, out_path, pattern):
 
 
 def test_sigkill_mid_epoch_and_mid_refresh_then_resume(tmp_path):
-    # 4 epochs of 5 iterations: random epoch 0, refreshes before epochs 1 and 3.
-    hooks = [dict(type='FAMTWeightHook', start_epoch=1, interval=2, batch_size=1, num_workers=0,
-                  log_interval=1,
-                  refresh_pipeline=[
-                      dict(type='FAMTTestSleep', seconds=0.05),
-                      dict(type='Resize', scale=(32, 32), backend='pillow',
-                           interpolation='bicubic'),
-                      dict(type='PackInputs', meta_keys=('sample_idx', ))]),
-             dict(type='FAMTTestSlowDown', seconds=0.3)]
-    cfg = write_tiny_config(tmp_path / 'famt_tiny.py', config=FAMT_DEMO, max_epochs=4,
-                            start_epoch=1, interval=2, custom_hooks=hooks,
-                            custom_imports=CUSTOM_IMPORTS)
+    # 4 epochs of 5 iterations: random epoch 0, refreshes before epochs 1 and 3. Each kill lands
+    # where a test hook holds the run (no race with the run's speed): run 1 hangs before global
+    # iteration 11 (the 2nd of 1-based epoch [3]), run 2 inside the refresh before epoch 3.
+    def config(name, refresh_hold=(), hooks=()):
+        weight_hook = dict(
+            type='FAMTWeightHook', start_epoch=1, interval=2, batch_size=1, num_workers=0,
+            log_interval=1, refresh_pipeline=list(refresh_hold) + [
+                dict(type='Resize', scale=(32, 32), backend='pillow', interpolation='bicubic'),
+                dict(type='PackInputs', meta_keys=('sample_idx', ))])
+        return write_tiny_config(tmp_path / f'{name}.py', config=FAMT_DEMO, max_epochs=4,
+                                 start_epoch=1, interval=2,
+                                 custom_hooks=[weight_hook] + list(hooks),
+                                 custom_imports=CUSTOM_IMPORTS)
     work = str(tmp_path / 'work')
     ckpt = lambda e: osp.join(work, f'epoch_{e}.pth')  # noqa: E731
 
     # 1) killed in the middle of epoch 2 (1-based [3]), a FAMT epoch between refreshes
     out1 = str(tmp_path / 'run1.txt')
-    log1 = kill_when(start_train(cfg, work, out1), out1, r'Epoch\(train\) \[3\]\[2/5\]')
+    cfg1 = config('run1', hooks=[dict(type='FAMTTestHangOnRank', rank=0, iter=11)])
+    log1 = kill_when(start_train(cfg1, work, out1), out1, r'Epoch\(train\) \[3\]\[1/5\]')
     assert 'FAMT refresh before epoch 1:' in log1
     assert osp.isfile(ckpt(2)) and not osp.isfile(ckpt(3))
     bank_e1 = load_local_checkpoint(ckpt(2))['famt']
@@ -74,8 +76,10 @@ def test_sigkill_mid_epoch_and_mid_refresh_then_resume(tmp_path):
 
     # 2) resumed: same bank, same phase; killed inside the refresh before epoch 3
     out2 = str(tmp_path / 'run2.txt')
-    log2 = kill_when(start_train(cfg, work, out2, resume=True), out2,
-                     r'FAMT refresh \(epoch 3\): \d+/40 images')
+    cfg2 = config('run2', refresh_hold=[dict(type='FAMTTestHangAfter', samples=2)])
+    log2 = kill_when(start_train(cfg2, work, out2, resume=True), out2,
+                     'FAMT-TEST: hanging after 2 samples')
+    assert re.search(r'FAMT refresh \(epoch 3\): 2/40 images', log2)
     assert f'Auto resumed from the latest checkpoint {ckpt(2)}' in log2
     assert 'resumed epoch: 2, iter: 10' in log2
     assert 'FAMT: restored the weight bank of epoch 1 ((40, 4, 4), torch.float16)' in log2
@@ -90,7 +94,7 @@ def test_sigkill_mid_epoch_and_mid_refresh_then_resume(tmp_path):
 
     # 3) resumed again: the interrupted refresh is redone, on schedule, and the run ends
     out3 = str(tmp_path / 'run3.txt')
-    proc = start_train(cfg, work, out3, resume=True)
+    proc = start_train(config('run3'), work, out3, resume=True)
     assert proc.wait(timeout=TIMEOUT) == 0, open(out3).read()[-4000:]
     log3 = open(out3).read()
     assert 'resumed epoch: 3, iter: 15' in log3

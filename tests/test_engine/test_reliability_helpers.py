@@ -98,6 +98,23 @@ class FAMTTestSleep(BaseTransform):
 
 
 @TRANSFORMS.register_module(force=True)
+class FAMTTestHangAfter(BaseTransform):
+    """Passes ``samples`` samples, then hangs (without dying): a refresh pass that a test kills
+    while it is certainly inside it."""
+
+    def __init__(self, samples: int = 2):
+        self.samples = samples
+        self.seen = 0
+
+    def transform(self, results):
+        self.seen += 1
+        if self.seen > self.samples:
+            print(f'FAMT-TEST: hanging after {self.samples} samples', flush=True)
+            time.sleep(3600)
+        return results
+
+
+@TRANSFORMS.register_module(force=True)
 class FAMTTestBadPixels(BaseTransform):
     """Float image; NaN pixels for ``nan_indices``, +inf for ``inf_indices``."""
 

@@ -89,3 +89,15 @@ def test_benchmark_cli_simmim_pair(tmp_path):
         return 2 * 2 * n_embed * 768 * 192 + 3 * 2 * (enc + n_pred * 192 * 768)
     assert r['famt']['flops_per_image'] == step(8, 13, 4)
     assert r['simmim']['flops_per_image'] == step(16, 17, 16)
+
+
+def test_step_rows_benchmark_reports_host_time_and_bytes(tmp_path):
+    out = tmp_path / 'rows.json'
+    proc = run_tool(['tools/analysis/benchmark_step_rows.py', '--batch', '32', '--images', '3000',
+                     '--steps', '2', '--dtype', 'uint8', '--dir', str(tmp_path),
+                     '--out', str(out)], timeout=300)
+    r = json.loads(out.read_text())
+    assert 'host ms per step' in proc.stdout
+    assert r['bank_file_bytes'] > 3000 * 14 * 14 and not list(tmp_path.glob('tmp*'))
+    assert r['bytes_per_step'] == dict(file=32 * 196 + 32 * 48, inline=32 * 48)
+    assert all(positive(r[k][0]) for k in ('meta_ms', 'rows_file_warm_ms', 'rows_file_cold_ms'))

@@ -22,7 +22,8 @@ from ...bank import (WeightBank, bank_file_name, check_ranks_agree, dataset_fing
 from ...datasets.pipeline_checks import check_refresh_pipeline, check_train_pipeline
 from ...models.famt_model import check_famt_model
 from ..rank_agreement import flagged_ranks, on_every_rank, rank_problems
-from ..refresh import Progress, build_refresh_loader, compute_shard_maps, map_statistics
+from ..refresh import (Progress, build_refresh_loader, compute_shard_maps, map_statistics,
+                       training_amp_dtype)
 
 
 @HOOKS.register_module()
@@ -293,8 +294,7 @@ class FAMTWeightHook(Hook):
                 runner.logger.warning(f'FAMT: removed {stray}, left by an interrupted bank '
                                       'write')
         t0 = time.time()
-        amp = (torch.cuda.is_available()
-               and runner.cfg.optim_wrapper.get('type') == 'AmpOptimWrapper')
+        amp = training_amp_dtype(runner.optim_wrapper)  # the training's autocast dtype
         # A failure on one rank (an unreadable image, a bug) stops every rank here, before
         # the gather, instead of leaving the others waiting in it.
         shard = on_every_rank(lambda: compute_shard_maps(
