@@ -110,7 +110,7 @@ def decode_crop_resize(data: bytes, crop_xywh: Tuple[int, int, int, int],
         else 1
     if decode == 'cv2':
         pixels = Image.fromarray(_cv2_full(data))  # BGR in, BGR out (the filter is per channel)
-        return np.asarray(_resize_box(pixels, box, out_wh, resample)), 1
+        return np.array(_resize_box(pixels, box, out_wh, resample)), 1
     if decode in ('pillow', 'pillow-draft'):
         header = header if header is not None else Image.open(io.BytesIO(data))
         if factor > 1:
@@ -123,7 +123,7 @@ def decode_crop_resize(data: bytes, crop_xywh: Tuple[int, int, int, int],
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), _CV2_REDUCED[factor]) if factor > 1 \
             else _cv2_full(data)
         out = _resize_box(Image.fromarray(bgr), [v / factor for v in box], out_wh, resample)
-        return np.asarray(out), factor
+        return np.array(out), factor
     if decode == 'torchvision':
         from torchvision.io import ImageReadMode, decode_jpeg
         chw = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8),
@@ -183,7 +183,7 @@ class FAMTDecodeRandomResizedCrop(FAMTRandomResizedCrop):
                 img, factor = decode_crop_resize(data, (left, top, cw, ch), tuple(self.scale),
                                                  self.decode, self.interpolation, header)
             else:
-                img, factor = np.asarray(_resize_box(
+                img, factor = np.array(_resize_box(
                     Image.fromarray(bgr), (left, top, left + cw, top + ch),
                     (self.scale[1], self.scale[0]), _PILLOW_FILTERS[self.interpolation])), 1
         except Exception as e:  # noqa: BLE001  (any reader / decoder error)
