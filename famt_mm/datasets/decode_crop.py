@@ -31,8 +31,7 @@ import cv2
 import mmengine.fileio as fileio
 import numpy as np
 import torch
-from mmcv.transforms import BaseTransform
-from mmcv.transforms.utils import cache_randomness
+from mmcv.transforms import RandomFlip
 from mmengine.logging import print_log
 from PIL import Image
 from mmpretrain.registry import TRANSFORMS
@@ -209,30 +208,36 @@ class FAMTJPEGCropRecord(FAMTRandomResizedCrop):
 
     Sets ``jpeg`` (uint8 array of the file), ``crop_xywh`` (left, top, width, height in
     original pixels), ``ori_shape``, ``famt_crop`` (as :class:`FAMTRandomResizedCrop`, same
-    random calls), ``flip`` and ``flip_direction`` ('horizontal', drawn with ``flip_prob``
-    after the box, as ``RandomFlip`` after the crop). :func:`decode_crop_batch` makes the
-    pixels on the device.
+    random calls), ``flip`` and ``flip_direction`` (drawn after the box by mmcv's
+    ``RandomFlip(prob=flip_prob)``, horizontal: the same random calls as ``RandomFlip``
+    after the crop). :func:`decode_crop_batch` makes the pixels on the device.
     """
 
     def __init__(self, *args, flip_prob: float = 0.5, backend_args: Optional[dict] = None,
                  **crop_args):
         super().__init__(*args, **crop_args)
-        self.flip_prob = flip_prob
+        self.flipper = RandomFlip(prob=flip_prob, direction='horizontal')
         self.backend_args = backend_args
-
-    @cache_randomness
-    def _flip(self) -> bool:
-        return bool(np.random.rand() < self.flip_prob)
 
     def transform(self, results: dict) -> dict:
         data = _read(results, self.backend_args)
-        w, h = Image.open(io.BytesIO(data)).size
+        header = Image.open(io.BytesIO(data))
+        if header.format == 'JPEG' and header.mode in ('RGB', 'L'):
+            rotated = header.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+            w, h = header.size[::-1] if rotated else header.size  # decoded EXIF-rotated
+        else:  # PNG, CMYK (a few in ImageNet): re-encoded once as the JPEG of cv2's picture
+            bgr = _cv2_full(data)
+            h, w = bgr.shape[:2]
+            data = cv2.imencode('.jpg', bgr, [
+                cv2.IMWRITE_JPEG_QUALITY, 100, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])[1].tobytes()
         top, left, ch, cw = self.rand_crop_params(np.empty((h, w, 0), np.uint8))
-        flip = self._flip()
-        results.update(jpeg=np.frombuffer(data, np.uint8), crop_xywh=(left, top, cw, ch),
+        direction = self.flipper._choose_direction()
+        results.update(jpeg=np.frombuffer(bytearray(data), np.uint8),
+                       crop_xywh=(left, top, cw, ch),
                        ori_shape=(h, w), img_shape=tuple(self.scale),
                        famt_crop=(left / w, top / h, (left + cw) / w, (top + ch) / h),
-                       flip=flip, flip_direction='horizontal' if flip else None)
+                       flip=direction is not None, flip_direction=direction)
         return results
 
 
@@ -251,8 +256,9 @@ def decode_crop_batch(jpegs: List[np.ndarray], crops_xywh: Sequence[Sequence[int
         (N, 3, H, W) uint8 RGB tensor on ``device``.
     """
     from torchvision.io import ImageReadMode, decode_jpeg
-    data = [torch.from_numpy(np.ascontiguousarray(j)) for j in jpegs]
-    images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    data = [torch.from_numpy(j) for j in jpegs]
+    images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device,
+                         apply_exif_orientation=True)  # as OpenCV's imdecode
     out = []
     for img, (left, top, cw, ch), flip in zip(images, crops_xywh, flips):
         crop = img[:, top:top + ch, left:left + cw].unsqueeze(0).float()
