@@ -73,3 +73,16 @@ def make_imagenet_like_jpegs(root: str, n: int, seed: int = 0, quality: int = 90
         Image.fromarray(imagenet_like_image(width, height, rng)).save(path, quality=quality)
         paths.append(path)
     return sorted(paths)
+
+
+def make_imagenet_like_root(data_root: str, n: int, seed: int = 0) -> str:
+    """An ImageNet-layout ``data_root`` for mmpretrain's ``ImageNet(split='train')``:
+    ``train/class_XX/*.JPEG`` and ``meta/train.txt`` ("path label" lines; the annotation
+    file lets 10 folders stand for ImageNet's 1000 classes). Returns ``data_root``."""
+    paths = make_imagenet_like_jpegs(osp.join(data_root, 'train'), n, seed)
+    os.makedirs(osp.join(data_root, 'meta'), exist_ok=True)
+    with open(osp.join(data_root, 'meta', 'train.txt'), 'w') as f:
+        for path in paths:
+            rel = osp.relpath(path, osp.join(data_root, 'train'))
+            f.write(f"{rel} {int(rel.split('/')[0].split('_')[1])}\n")
+    return data_root
