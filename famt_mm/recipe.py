@@ -50,7 +50,7 @@ def famt_pipeline(pipeline, decode=None):
     the crop box) and ``PackInputs`` keeps its meta keys plus ``FAMT_META_KEYS``. Raises
     ``ValueError`` naming the step when the pipeline has no crop or no PackInputs.
 
-    ``decode`` (e.g. ``'pillow-draft'``, see ``famt_mm.datasets.decode_crop.DECODERS``):
+    ``decode`` (e.g. ``'cv2-reduced'``, see ``famt_mm.datasets.decode_crop.DECODERS``):
     the ``LoadImageFromFile`` right before the crop and the crop become one
     ``FAMTDecodeRandomResizedCrop`` that decodes only what the crop needs (same crop
     record; docs/benchmark.md, "The data budget").

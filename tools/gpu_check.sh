@@ -9,7 +9,7 @@
 #      ViT-B/16 batch 512 and ViT-L/16 batch $L_BATCH (default 256);
 #   4. configs/famt_mae_vit-b_in1k.py on 512 generated JPEGs (ImageNet layout), 3 epochs through
 #      the switch and two refreshes, the bank in a file (the per-step row path reads it):
-#      AMP fp16 (the recipe's own), AMP bf16 with decode='pillow-draft', and the bf16 run with
+#      AMP fp16 (the recipe's own), AMP bf16 with decode='cv2-reduced', and the bf16 run with
 #      two processes where the machine has two GPUs (the table says so where it has one);
 #   5. the table; exit status 1 with one "FAIL: <run>: <reason>" line per failure: a failed or
 #      missing step, a traceback, a non-finite loss, "fallback to uniform: N" with N > 0, fewer
@@ -79,7 +79,7 @@ fi
 # sizes: the GPU run, or the tiny CPU smoke run
 if [ "$MODE" = smoke ]; then
   IMAGES=16; BATCH=8; WORKERS=0
-  data_args=(--images 12 --repeats 1 --workers 2 --decoders pillow-draft)
+  data_args=(--images 12 --repeats 1 --workers 2 --decoders cv2-reduced)
   bench=(--device cpu --precision fp32 --batch 2 --img-size 64 --steps 2 --warmup 1 --threads 1
          --bank-size 50 --famt-config configs/famt_mae_vit-s_cifar10.py
          --mae-config configs/mae_vit-s_cifar10.py)
@@ -142,8 +142,8 @@ write_config() {  # NAME AMP_DTYPE DECODE
 train_plan=""
 cfg16="$(write_config in1k_fp16 "$amp16" "" | tail -n 1)"
 [ "$MODE" = dry ] && write_config in1k_fp16 "$amp16" "" | sed '$d'
-cfgbf="$(write_config in1k_bf16_fastdecode "$amp_bf" "'pillow-draft'" | tail -n 1)"
-[ "$MODE" = dry ] && write_config in1k_bf16_fastdecode "$amp_bf" "'pillow-draft'" | sed '$d'
+cfgbf="$(write_config in1k_bf16_fastdecode "$amp_bf" "'cv2-reduced'" | tail -n 1)"
+[ "$MODE" = dry ] && write_config in1k_bf16_fastdecode "$amp_bf" "'cv2-reduced'" | sed '$d'
 amp_json() { [ -n "$1" ] && echo "\"$1\"" || echo null; }
 allow_cpu=$( [ "$MODE" = smoke ] && echo 1 || echo 0 )
 for run in "in1k_fp16:$cfg16:$amp16" "in1k_bf16_fastdecode:$cfgbf:$amp_bf"; do

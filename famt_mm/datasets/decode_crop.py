@@ -76,6 +76,14 @@ def _cv2_full(data: bytes) -> np.ndarray:
     return img
 
 
+def _pil_view(bgr: np.ndarray) -> Image.Image:
+    """A Pillow image over the decoded array's memory (no copy; cut by :func:`_resize_box`).
+
+    Pillow's filters work per channel, so BGR goes in and comes out as BGR."""
+    bgr = np.ascontiguousarray(bgr)
+    return Image.frombuffer('RGB', (bgr.shape[1], bgr.shape[0]), bgr, 'raw', 'RGB', 0, 1)
+
+
 def _resize_box(img: Image.Image, box: Sequence[float], out_wh: Tuple[int, int],
                 resample: int) -> Image.Image:
     """Resize the sub-pixel ``box`` (x1, y1, x2, y2) of ``img`` to ``out_wh``.
@@ -93,7 +101,7 @@ def _resize_box(img: Image.Image, box: Sequence[float], out_wh: Tuple[int, int],
 
 
 def decode_crop_resize(data: bytes, crop_xywh: Tuple[int, int, int, int],
-                       out_hw: Tuple[int, int], decode: str = 'pillow-draft',
+                       out_hw: Tuple[int, int], decode: str = 'cv2-reduced',
                        interpolation: str = 'bicubic',
                        header: Optional[Image.Image] = None) -> Tuple[np.ndarray, int]:
     """The crop ``(left, top, width, height)`` (original pixels) of a plain JPEG, resized.
@@ -108,8 +116,7 @@ def decode_crop_resize(data: bytes, crop_xywh: Tuple[int, int, int, int],
     factor = largest_reduction((cw, ch), out_wh) if decode in ('pillow-draft', 'cv2-reduced') \
         else 1
     if decode == 'cv2':
-        pixels = Image.fromarray(_cv2_full(data))  # BGR in, BGR out (the filter is per channel)
-        return np.array(_resize_box(pixels, box, out_wh, resample)), 1
+        return np.array(_resize_box(_pil_view(_cv2_full(data)), box, out_wh, resample)), 1
     if decode in ('pillow', 'pillow-draft'):
         header = header if header is not None else Image.open(io.BytesIO(data))
         if factor > 1:
@@ -121,7 +128,7 @@ def decode_crop_resize(data: bytes, crop_xywh: Tuple[int, int, int, int],
     if decode == 'cv2-reduced':
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), _CV2_REDUCED[factor]) if factor > 1 \
             else _cv2_full(data)
-        out = _resize_box(Image.fromarray(bgr), [v / factor for v in box], out_wh, resample)
+        out = _resize_box(_pil_view(bgr), [v / factor for v in box], out_wh, resample)
         return np.array(out), factor
     if decode == 'torchvision':
         from torchvision.io import ImageReadMode, decode_jpeg
@@ -145,7 +152,8 @@ class FAMTDecodeRandomResizedCrop(FAMTRandomResizedCrop):
     original image, as :class:`FAMTRandomResizedCrop`) and ``famt_decode_factor``.
 
     Args:
-        decode (str): one of :data:`DECODERS`; ``'pillow-draft'`` is the fast CPU path.
+        decode (str): one of :data:`DECODERS`; ``'cv2-reduced'`` is the fastest CPU path
+            measured (docs/benchmark.md, "The data budget").
         ignore_empty (bool): skip an unreadable file with a warning naming it (mmengine's
             dataset then takes another image), like ``FAMTLoadImageFromFile``.
         backend_args (dict, optional): file backend, as ``LoadImageFromFile``.
@@ -153,7 +161,7 @@ class FAMTDecodeRandomResizedCrop(FAMTRandomResizedCrop):
             ``backend`` must be ``'pillow'`` (the sub-pixel box is a Pillow feature).
     """
 
-    def __init__(self, *args, decode: str = 'pillow-draft', ignore_empty: bool = False,
+    def __init__(self, *args, decode: str = 'cv2-reduced', ignore_empty: bool = False,
                  backend_args: Optional[dict] = None, **crop_args):
         super().__init__(*args, **crop_args)
         if decode not in DECODERS:
@@ -183,7 +191,7 @@ class FAMTDecodeRandomResizedCrop(FAMTRandomResizedCrop):
                                                  self.decode, self.interpolation, header)
             else:
                 img, factor = np.array(_resize_box(
-                    Image.fromarray(bgr), (left, top, left + cw, top + ch),
+                    _pil_view(bgr), (left, top, left + cw, top + ch),
                     (self.scale[1], self.scale[0]), _PILLOW_FILTERS[self.interpolation])), 1
         except Exception as e:  # noqa: BLE001  (any reader / decoder error)
             if self.ignore_empty:

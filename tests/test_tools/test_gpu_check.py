@@ -125,7 +125,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
         assert f'[gpu_check] {step}:' in out, step
     assert '--precision bf16' in out and '--batch 512' in out and '--gpu' in out
     assert "dtype='float16'" in out and "dtype='bfloat16'" in out
-    assert "decode='pillow-draft'" in out and "bank_storage='file'" in out
+    assert "decode='cv2-reduced'" in out and "bank_storage='file'" in out
     assert 'tools/dist_train.sh' in out and 'FAMT_ALLOW_CPU=0' in out
     assert not list(tmp_path.glob('*.log'))  # nothing ran
     one = run_script('--dry-run', '--out', str(tmp_path))
@@ -143,6 +143,6 @@ def test_smoke_run_goes_through_every_step(tmp_path):
         row = rows[f'training {name}']
         assert row.startswith(f'| training {name} | ok: OptimWrapper'), row
         assert '(4 FAMT)' in row and row.count('(file)') == 2
-    assert 'famt decode=pillow-draft' in rows['data pipelines, img/s per core']
+    assert 'famt decode=cv2-reduced' in rows['data pipelines, img/s per core']
     assert 'not run: this machine has 0 GPU(s)' in rows['two processes']
     assert (tmp_path / 'train_in1k_bf16_fastdecode' / 'epoch_3.pth').is_file()
