@@ -222,7 +222,7 @@ def data_rows(result: Optional[dict], rc: int, rows) -> Tuple[List[Tuple[str, st
     if rc != 0 or result is None:
         return [('data pipelines', 'FAIL')], [f'benchmark_data.py exited with status {rc}']
     from .data_budget import median
-    single = result['single_core']
+    single = result['single_core']['cpu']
     cells = [f'{name} {median(v):.0f}' for name, v in single.items()]
     out = [('data pipelines, img/s per core', '; '.join(cells))]
     for name, by_n in result.get('workers', {}).items():

@@ -10,7 +10,8 @@ the next run; ``famt_mm.datasets.make_imagenet_like_jpegs``), then measures, wit
 
 * one process, one thread: mmpretrain's MAE ImageNet pipeline, FAMT's (``famt_pipeline``),
   FAMT's with each ``decode=`` switch, and the CPU side of the GPU decoding path, in
-  ``--repeats`` rounds (each round visits every pipeline; run under ``taskset -c K`` to pin);
+  ``--repeats`` rounds (each round visits every pipeline; run under ``taskset -c K`` to pin),
+  as images per CPU second of the process (its cost) and per wall second;
 * full-size decoding alone per decoder (and Pillow at 1/2, 1/4 scale);
 * ``--workers N ...``: MAE's, FAMT's and the fastest ``decode=`` pipeline with N processes;
 * ``--gpu``: the GPU side (``decode_crop_batch`` on CUDA, nvJPEG) in images/s.
@@ -76,17 +77,20 @@ def main(argv=None):
     result['single_core'] = db.single_core_rates(configs, paths, args.repeats)
     result['decode_only'] = db.decode_only_rates(paths, args.repeats)
     result['reduction_shares'] = db.reduction_shares(paths)
-    cpu_decodes = [n for n in result['single_core'] if n.startswith('famt decode=')]
-    fastest = max(cpu_decodes, key=lambda n: db.median(result['single_core'][n]),
-                  default='famt')
+    cpu_rates = result['single_core']['cpu']
+    cpu_decodes = [n for n in cpu_rates if n.startswith('famt decode=')]
+    fastest = max(cpu_decodes, key=lambda n: db.median(cpu_rates[n]), default='famt')
     result['workers'] = {name: {n: db.worker_rate(configs[name], paths, n) for n in args.workers}
                          for name in ('mae', 'famt', fastest)} if args.workers else {}
     if args.gpu:
         result['gpu_decode'] = db.gpu_path_rate(paths, args.gpu_batch)
     result['setup']['load_after'] = load_info()
 
-    print('\n'.join(db.budget_table(result['single_core'], gpu_rates)))
-    print('\n| decoding alone, full size unless said | img/s per core (median; range) |\n'
+    print('images per CPU second (the cost; other jobs on the core do not count):')
+    print('\n'.join(db.budget_table(cpu_rates, gpu_rates)))
+    print('\nimages per wall second (one pinned process; other jobs on the core count):')
+    print('\n'.join(db.budget_table(result['single_core']['wall'], gpu_rates)))
+    print('\n| decoding alone, full size unless said | images per CPU second (median; range) |\n'
           '| --- | --- |')
     for name, values in result['decode_only'].items():
         print(f'| {name} | {db.median(values):.0f} ({min(values):.0f}-{max(values):.0f}) |')
