@@ -229,12 +229,11 @@ class FAMTJPEGCropRecord(FAMTRandomResizedCrop):
 
     def transform(self, results: dict) -> dict:
         data = _read(results, self.backend_args)
-        header = Image.open(io.BytesIO(data))
-        if header.format == 'JPEG' and header.mode in ('RGB', 'L'):
-            rotated = header.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
-            w, h = header.size[::-1] if rotated else header.size  # decoded EXIF-rotated
-        else:  # PNG, CMYK (a few in ImageNet): re-encoded once as the JPEG of cv2's picture
-            bgr = _cv2_full(data)
+        header, plain = jpeg_header(data)
+        if plain:
+            w, h = header.size
+        else:  # PNG, CMYK, EXIF-rotated (a few in ImageNet; nvJPEG applies no rotation):
+            bgr = _cv2_full(data)  # re-encoded once as the JPEG of what LoadImageFromFile sees
             h, w = bgr.shape[:2]
             data = cv2.imencode('.jpg', bgr, [
                 cv2.IMWRITE_JPEG_QUALITY, 100, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
@@ -265,8 +264,7 @@ def decode_crop_batch(jpegs: List[np.ndarray], crops_xywh: Sequence[Sequence[int
     """
     from torchvision.io import ImageReadMode, decode_jpeg
     data = [torch.from_numpy(j) for j in jpegs]
-    images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device,
-                         apply_exif_orientation=True)  # as OpenCV's imdecode
+    images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
     out = []
     for img, (left, top, cw, ch), flip in zip(images, crops_xywh, flips):
         crop = img[:, top:top + ch, left:left + cw].unsqueeze(0).float()

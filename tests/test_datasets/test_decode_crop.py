@@ -154,7 +154,7 @@ def test_gpu_path_batch_equals_the_pillow_path_on_the_cpu(jpegs):
     """decode_crop_batch on device='cpu' (nvJPEG's place taken by libjpeg-turbo): crop, resize
     and flip on the batch give the Pillow path's crops within the resize filters' difference
     (plus JPEG re-encoding for the PNG)."""
-    plain = jpegs  # grey, EXIF-rotated, and the PNG (re-encoded by the record) included
+    plain = jpegs  # grey, and the EXIF-rotated one and the PNG (the record re-encodes them)
     record = FAMTJPEGCropRecord(**CROP)
     recs, refs = [], []
     for i, path in enumerate(plain):
