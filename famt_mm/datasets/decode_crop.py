@@ -6,7 +6,7 @@ filter. :class:`FAMTDecodeRandomResizedCrop` draws the same box from the image's
 alone (same random calls as :class:`FAMTRandomResizedCrop`, so the same seed gives the same
 ``famt_crop``), then decodes with one of :data:`DECODERS`:
 
-* ``'cv2'``: OpenCV at full size, then the crop and Pillow resize as today (the reference);
+* ``'cv2'``: OpenCV at full size, then the crop and Pillow resize: today's pixels exactly;
 * ``'pillow'``: Pillow at full size, resized straight from the decoded image (no numpy
   round trips); ``'torchvision'``: ``torchvision.io.decode_jpeg`` on the CPU at full size;
 * ``'pillow-draft'`` / ``'cv2-reduced'``: JPEG DCT scaling (Pillow's ``Image.draft``,
@@ -77,7 +77,8 @@ def _cv2_full(data: bytes) -> np.ndarray:
 
 
 def _pil_view(bgr: np.ndarray) -> Image.Image:
-    """A Pillow image over the decoded array's memory (no copy; cut by :func:`_resize_box`).
+    """The decoded array as a Pillow image: one contiguous copy (mmcv's path hands Pillow a
+    strided view of the crop, whose element-wise copy costs more than the resize).
 
     Pillow's filters work per channel, so BGR goes in and comes out as BGR."""
     bgr = np.ascontiguousarray(bgr)
@@ -128,6 +129,8 @@ def decode_crop_resize(data: bytes, crop_xywh: Tuple[int, int, int, int],
     if decode == 'cv2-reduced':
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), _CV2_REDUCED[factor]) if factor > 1 \
             else _cv2_full(data)
+        if bgr is None:
+            raise OSError('OpenCV could not decode the file')
         out = _resize_box(_pil_view(bgr), [v / factor for v in box], out_wh, resample)
         return np.array(out), factor
     if decode == 'torchvision':
