@@ -18,8 +18,8 @@
 #   bash tools/gpu_check.sh [--with-ops] [--out DIR]   # on the GPU machine
 #   bash tools/gpu_check.sh --dry-run [--out DIR]       # print the plan (commands, configs); run
 #                                                       # nothing (GPUS_PLAN=2: a 2-GPU machine's)
-#   bash tools/gpu_check.sh --smoke [--out DIR]         # CPU: the same steps, tiny, fp32 (a test of
-#                                                       # the script and its checks, nothing measured)
+#   bash tools/gpu_check.sh --smoke [--out DIR]         # CPU: the same steps, tiny, fp32 (tests
+#                                                       # the script and checks; measures nothing)
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -67,13 +67,20 @@ fi
 before="$("$PY" -c 'import torch; print(torch.__version__)')"
 install_fail=""
 if [ "$MODE" = gpu ]; then
-  bash tools/install.sh "${install_args[@]}" > "$OUT/install.log" 2>&1
+  bash tools/install.sh "${install_args[@]}" > "$OUT/install.log" 2>&1 \
+    || install_fail="tools/install.sh failed: $(tail -n 1 "$OUT/install.log")"
   after="$("$PY" -c 'import torch; print(torch.__version__)')"
   install="torch kept ($after)"
   [ "$after" = "$before" ] || { install="torch $before -> $after"; install_fail="$install"; }
-else
+  [ -z "$install_fail" ] || install="FAIL: $install_fail"
+elif [ "$MODE" = dry ]; then
+  step install bash tools/install.sh "${install_args[@]}"
+  install="not run (dry)"
+else  # the smoke run only lists what install.sh would install
   step install "$PY" -I tools/install_check.py missing "$ROOT" "${install_args[@]}"
-  install="not run ($MODE): $( [ -f "$OUT/install.log" ] && wc -l < "$OUT/install.log" || echo 0) item(s) missing"
+  missing=0
+  [ -f "$OUT/install.log" ] && missing="$(wc -l < "$OUT/install.log")"
+  install="not run ($MODE): $missing item(s) missing"
 fi
 
 # sizes: the GPU run, or the tiny CPU smoke run
@@ -117,14 +124,16 @@ write_config() {  # NAME AMP_DTYPE DECODE
     echo "custom_imports = dict(imports=['famt_mm', 'famt_mm.analysis.gpu_check'],"
     echo "                      allow_failed_imports=False)"
     echo "train_dataloader = dict(batch_size=$BATCH, num_workers=$WORKERS,"
-    echo "                        persistent_workers=$( [ "$WORKERS" = 0 ] && echo False || echo True ),"
+    persistent=True; [ "$WORKERS" = 0 ] && persistent=False
+    echo "                        persistent_workers=$persistent,"
     echo "                        dataset=dict(data_root='$OUT/imagenet', pipeline=famt_pipeline("
     echo "                            _base_.train_pipeline, decode=${3:-None})))  # noqa: F821"
     echo "custom_hooks = [dict(type='FAMTWeightHook', start_epoch=1, interval=1, batch_size=$BATCH,"
     echo "                     num_workers=$WORKERS, bank_storage='file', log_interval=1),"
     echo "                dict(type='GPUCheckReportHook')]"
     echo "train_cfg = dict(max_epochs=3)"
-    echo "default_hooks = dict(logger=dict(interval=4), checkpoint=dict(interval=1, max_keep_ckpts=1))"
+    echo "default_hooks = dict(logger=dict(interval=4),"
+    echo "                     checkpoint=dict(interval=1, max_keep_ckpts=1))"
     if [ -n "$2" ]; then
       echo "optim_wrapper = dict(type='AmpOptimWrapper', dtype='$2')"
     else  # the CPU smoke: fp32 and a tiny encoder
@@ -161,22 +170,29 @@ if [ "$GPUS" -ge 2 ]; then
   train_plan+="\"in1k_bf16_2gpu\": {\"amp\": $(amp_json "$amp_bf"), \"world_size\": 2}, "
 else
   notes="[\"two processes\", \"not run: this machine has $GPUS GPU(s), the check needs 2\"]"
-  [ "$MODE" = dry ] && log "in1k_bf16_2gpu: not run, $GPUS GPU(s) (needs 2): bash tools/dist_train.sh $cfgbf 2"
+  [ "$MODE" = dry ] && log "in1k_bf16_2gpu: not run, $GPUS GPU(s) (needs 2):" \
+    "bash tools/dist_train.sh $cfgbf 2"
 fi
 
 # 5. the table
-card="$("$PY" -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU")')"
-mmcv_text="$("$PY" -c 'import importlib.util, mmcv; print(mmcv.__version__, "with ops" if importlib.util.find_spec("mmcv._ext") else "no ops")' 2>/dev/null || echo 'not installed')"
-cat > "$OUT/plan.json" <<EOF
-{"head": [["machine", "$card ($MODE); $GPUS GPU(s), $NPROC CPU cores; torch $before; mmcv $mmcv_text"],
-          ["install", "$install"]],
- "benchmarks": {${bench_plan%, }},
- "trainings": {${train_plan%, }},
- "notes": [${notes}],
- "data": true}
+card="$("$PY" -c 'import torch
+print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU")')"
+mmcv_text="$("$PY" -c 'import importlib.util, mmcv
+print(mmcv.__version__, "with ops" if importlib.util.find_spec("mmcv._ext") else "no ops")' \
+  2>/dev/null || echo 'not installed')"
+PLAN_MACHINE="$card ($MODE); $GPUS GPU(s), $NPROC CPU cores; torch $before; mmcv $mmcv_text" \
+PLAN_INSTALL="$install" PLAN_NOTES="[${notes}]" PLAN_BENCH="{${bench_plan%, }}" \
+PLAN_TRAIN="{${train_plan%, }}" "$PY" - "$OUT/plan.json" <<'EOF'
+import json, os, sys
+env = os.environ  # free text (machine, install) goes through json.dumps
+plan = dict(head=[['machine', env['PLAN_MACHINE']], ['install', env['PLAN_INSTALL']]],
+            benchmarks=json.loads(env['PLAN_BENCH']), trainings=json.loads(env['PLAN_TRAIN']),
+            notes=json.loads(env['PLAN_NOTES']), data=True)
+json.dump(plan, open(sys.argv[1], 'w'), indent=1)
 EOF
 if [ "$MODE" = dry ]; then
-  log "then: $PY -m famt_mm.analysis.gpu_check $OUT $OUT/plan.json (the table; exit 1 on any failure)"
+  log "then: $PY -m famt_mm.analysis.gpu_check $OUT $OUT/plan.json" \
+    "(the table; exit 1 on any failure)"
   exit 0
 fi
 status=0

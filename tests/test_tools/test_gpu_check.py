@@ -127,6 +127,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     assert "dtype='float16'" in out and "dtype='bfloat16'" in out
     assert "decode='cv2-reduced'" in out and "bank_storage='file'" in out
     assert 'tools/dist_train.sh' in out and 'FAMT_ALLOW_CPU=0' in out
+    assert '[gpu_check] install: bash tools/install.sh' in out
     assert not list(tmp_path.glob('*.log'))  # nothing ran
     one = run_script('--dry-run', '--out', str(tmp_path))
     assert 'in1k_bf16_2gpu: not run, 1 GPU(s) (needs 2)' in one.stdout
