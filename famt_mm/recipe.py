@@ -46,18 +46,25 @@ def _plain(value):
     return copy.deepcopy(value)
 
 
-def famt_pipeline(pipeline):
+def famt_pipeline(pipeline, decode=None):
     """An MAE training pipeline with what FAMT needs, everything else as it was.
 
     ``RandomResizedCrop`` becomes ``FAMTRandomResizedCrop`` (same arguments; it records
     the crop box) and ``PackInputs`` keeps its meta keys plus ``FAMT_META_KEYS``. Raises
     ``ValueError`` naming the step when the pipeline has no crop or no PackInputs.
+
+    ``decode`` (e.g. ``'cv2-reduced'``, see ``famt_mm.datasets.decode_crop.DECODERS``):
+    the ``LoadImageFromFile`` right before the crop and the crop become one
+    ``FAMTDecodeRandomResizedCrop`` that decodes only what the crop needs (same crop
+    record; docs/benchmark.md, "The data budget").
     """
     out, crops, packs = [], 0, 0
     for step in _plain(list(pipeline)):
         name = _type_name(step).split('.')[-1]
         if name == 'RandomResizedCrop':
             step['type'] = 'FAMTRandomResizedCrop'
+        if decode is not None and name in ('RandomResizedCrop', 'FAMTRandomResizedCrop'):
+            step = _decoding_crop(out, step, decode)
         if name in ('RandomResizedCrop', 'FAMTRandomResizedCrop'):
             crops += 1
         if name == 'PackInputs':
@@ -71,6 +78,24 @@ def famt_pipeline(pipeline):
             f'that crop) and one PackInputs in the training pipeline; found {crops} and '
             f'{packs} in {[_type_name(s) for s in pipeline]}')
     return out
+
+
+def _decoding_crop(steps_before, crop, decode):
+    """``crop`` merged with the loader that ends ``steps_before`` (removed from it)."""
+    load = steps_before[-1] if steps_before else {}
+    extra = set(load) - {'type', 'backend_args', 'ignore_empty', '_scope_'}
+    if not _type_name(load).endswith('LoadImageFromFile') or extra:
+        raise ValueError(
+            f'famt_pipeline(decode={decode!r}): the crop must follow a plain '
+            f'LoadImageFromFile (only backend_args / ignore_empty set), found '
+            f'{load or "nothing"} before it; drop decode= for this pipeline')
+    steps_before.pop()
+    crop = dict(crop, type='FAMTDecodeRandomResizedCrop', decode=decode,
+                ignore_empty=load.get('ignore_empty', False))
+    if load.get('backend_args') is not None:
+        crop['backend_args'] = load['backend_args']
+    crop.pop('_scope_', None)
+    return crop
 
 
 def famt_model(**mask_generator):
@@ -110,11 +135,12 @@ def drop_collate_scope(cfg):
                 f'collate_fn=dict(type=<the function>), in the config')
 
 
-def famt_train_dataloader(train_dataloader):
-    """The inherited training loader, FAMT pipeline, without mmengine's ``_scope_`` in
-    ``collate_fn``; it replaces the inherited loader as a whole (``_delete_``)."""
+def famt_train_dataloader(train_dataloader, decode=None):
+    """The inherited training loader, FAMT pipeline (``decode``: see :func:`famt_pipeline`),
+    without mmengine's ``_scope_`` in ``collate_fn``; it replaces the inherited loader as a
+    whole (``_delete_``)."""
     loader = _plain(train_dataloader)
-    loader['dataset']['pipeline'] = famt_pipeline(loader['dataset']['pipeline'])
+    loader['dataset']['pipeline'] = famt_pipeline(loader['dataset']['pipeline'], decode)
     collate = loader.get('collate_fn')
     if isinstance(collate, dict):
         collate.pop('_scope_', None)

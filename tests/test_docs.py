@@ -49,7 +49,9 @@ COVERAGE = {
     'bash tools/compat_matrix.sh': 'static: installs two torch releases (minutes each); run '
                                    'by hand, its table is in the README',
     'bash tools/gpu_check.sh': 'tests/test_tools/test_gpu_check.py::'
-                               'test_gpu_check_dry_run_prints_the_whole_table',
+                               'test_dry_run_prints_the_plan_and_runs_nothing',
+    'python tools/analysis/benchmark_data.py':
+        'tests/test_tools/test_benchmark_data.py::test_benchmark_data_cli_reports_every_pipeline',
     'python tools/train.py configs/famt_mae_vit-l_in1k.py':
         'tests/test_configs/test_inherited_recipes.py::'
         'test_inherited_vit_l_recipe_trains_through_the_switch_and_a_refresh',

@@ -1,114 +1,201 @@
 #!/usr/bin/env bash
-# End-to-end check of a GPU machine, printed as one short table (docs/benchmark.md):
+# End-to-end check of a GPU machine on the ImageNet path, printed as one table (docs/benchmark.md);
+# about 6 minutes on one H100 (budget: 8):
 #   1. bash tools/install.sh [--with-ops]: the user's torch must stay as it was;
-#   2. the FAMT vs MAE training step (tools/analysis/benchmark_pretrain.py), bf16:
-#      ViT-B/16 batch 512 and ViT-L/16 batch $L_BATCH (default 256, as docs/benchmark.md);
-#   3. a short AMP training through the switch and two weight refreshes (the demo
-#      config, --amp, 3 epochs), which must keep AmpOptimWrapper (no CPU fallback);
-#   4. the refresh speed and the weight bank's memory (benchmark and training log).
+#   2. the data pipelines on generated ImageNet-size JPEGs (tools/analysis/benchmark_data.py):
+#      img/s per core of mmpretrain's MAE pipeline, FAMT's and each decode= switch, with as many
+#      workers as the machine has cores, and the GPU decoding path (nvJPEG, decode_crop_batch);
+#   3. the FAMT vs MAE training step (tools/analysis/benchmark_pretrain.py), bf16:
+#      ViT-B/16 batch 512 and ViT-L/16 batch $L_BATCH (default 256);
+#   4. configs/famt_mae_vit-b_in1k.py on 512 generated JPEGs (ImageNet layout), 3 epochs through
+#      the switch and two refreshes, the bank in a file (the per-step row path reads it):
+#      AMP fp16 (the recipe's own), AMP bf16 with decode='cv2-reduced', and the bf16 run with
+#      two processes where the machine has two GPUs (the table says so where it has one);
+#   5. the table; exit status 1 with one "FAIL: <run>: <reason>" line per failure: a failed or
+#      missing step, a traceback, a non-finite loss, "fallback to uniform: N" with N > 0, fewer
+#      refreshes, a bank not in a file, AMP not really run (wrapper, autocast dtype, loss scale).
 #
-#   bash tools/gpu_check.sh [--with-ops] [--out DIR]      # on the GPU machine
-#   bash tools/gpu_check.sh --dry-run [--out DIR]          # CPU smoke: same steps, tiny
-#
-# --dry-run changes nothing in the environment (the install only reports what it would
-# do), runs on the CPU with one tiny ViT benchmark at 64 px and fp32 training, and
-# stands for nothing measured: it checks that the script and its table work.
-set -euo pipefail
+#   bash tools/gpu_check.sh [--with-ops] [--out DIR]   # on the GPU machine
+#   bash tools/gpu_check.sh --dry-run [--out DIR]       # print the plan (commands, configs); run
+#                                                       # nothing (GPUS_PLAN=2: a 2-GPU machine's)
+#   bash tools/gpu_check.sh --smoke [--out DIR]         # CPU: the same steps, tiny, fp32 (tests
+#                                                       # the script and checks; measures nothing)
+set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python}"
 OUT="work_dirs/gpu_check"
-DRY=0
+MODE=gpu
 install_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --dry-run) DRY=1; shift ;;
+    --dry-run) MODE=dry; shift ;;
+    --smoke) MODE=smoke; shift ;;
     --with-ops) install_args+=(--with-ops); shift ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,23p "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
 cd "$ROOT"
-mkdir -p "$OUT"
+mkdir -p "$OUT/configs"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 log() { echo "[gpu_check] $*"; }
-torch_version() { "$PY" -c 'import torch; print(torch.__version__)'; }
+
+# step NAME CMD...: run CMD (stdout+stderr to OUT/NAME.log, status to OUT/NAME.rc); a failure
+# is reported in the table, the other steps still run. --dry-run prints CMD only.
+step() {
+  local name="$1"; shift
+  if [ "$MODE" = dry ]; then printf '[gpu_check] %s:' "$name"; printf ' %q' "$@"; echo; return; fi
+  log "$name"
+  "$@" > "$OUT/$name.log" 2>&1
+  echo $? > "$OUT/$name.rc"
+}
+
+NPROC="$("$PY" -c 'import os; print(len(os.sched_getaffinity(0)))')"  # nproc obeys OMP_NUM_THREADS
+if [ "$MODE" = gpu ]; then
+  "$PY" -c 'import torch; assert torch.cuda.is_available(), "no usable GPU: see tools/train.py"' \
+    || exit 1
+  GPUS="$("$PY" -c 'import torch; print(torch.cuda.device_count())')"
+else
+  GPUS=0
+  # --dry-run: the plan as on a one-GPU machine (GPUS=2 shows the two-process run)
+  [ "$MODE" = dry ] && GPUS="${GPUS_PLAN:-1}"
+fi
 
 # 1. install, keeping torch
-before="$(torch_version)"
-if [ "$DRY" = 1 ]; then
-  log "dry run: what tools/install.sh would install (nothing is changed)"
-  "$PY" -I tools/install_check.py missing "$ROOT" "${install_args[@]}" > "$OUT/install.txt"
-  install="dry run: $(wc -l < "$OUT/install.txt") item(s) missing"
-else
-  bash tools/install.sh "${install_args[@]}" 2>&1 | tee "$OUT/install.txt"
-  after="$(torch_version)"
-  [ "$after" = "$before" ] && install="torch kept ($after)" || install="FAIL: torch $before -> $after"
+before="$("$PY" -c 'import torch; print(torch.__version__)')"
+install_fail=""
+if [ "$MODE" = gpu ]; then
+  bash tools/install.sh "${install_args[@]}" > "$OUT/install.log" 2>&1 \
+    || install_fail="tools/install.sh failed: $(tail -n 1 "$OUT/install.log")"
+  after="$("$PY" -c 'import torch; print(torch.__version__)')"
+  install="torch kept ($after)"
+  [ "$after" = "$before" ] || { install="torch $before -> $after"; install_fail="$install"; }
+  [ -z "$install_fail" ] || install="FAIL: $install_fail"
+elif [ "$MODE" = dry ]; then
+  step install bash tools/install.sh "${install_args[@]}"
+  install="not run (dry)"
+else  # the smoke run only lists what install.sh would install
+  step install "$PY" -I tools/install_check.py missing "$ROOT" "${install_args[@]}"
+  missing=0
+  [ -f "$OUT/install.log" ] && missing="$(wc -l < "$OUT/install.log")"
+  install="not run ($MODE): $missing item(s) missing"
 fi
 
-# 2. benchmark, 3. AMP training
-if [ "$DRY" = 1 ]; then
-  bench=(--device cpu --precision fp32 --batch 2 --img-size 64 --steps 2 --warmup 1
-         --threads 1 --bank-size 50 --famt-config configs/famt_mae_vit-s_cifar10.py
+# sizes: the GPU run, or the tiny CPU smoke run
+if [ "$MODE" = smoke ]; then
+  IMAGES=16; BATCH=8; WORKERS=0
+  data_args=(--images 12 --repeats 1 --workers 2 --decoders cv2-reduced)
+  bench=(--device cpu --precision fp32 --batch 2 --img-size 64 --steps 2 --warmup 1 --threads 1
+         --bank-size 50 --famt-config configs/famt_mae_vit-s_cifar10.py
          --mae-config configs/mae_vit-s_cifar10.py)
-  runs=("b:t")  # name:arch; one tiny run stands for both
-  train=(--cfg-options train_dataloader.dataset.num_samples=16 train_dataloader.batch_size=8
-         train_dataloader.num_workers=0 train_dataloader.persistent_workers=False
-         custom_hooks.0.start_epoch=1 custom_hooks.0.interval=1 custom_hooks.0.batch_size=8
-         custom_hooks.0.num_workers=0 custom_hooks.1.indices=[0] train_cfg.max_epochs=3)
+  benches=("b:t")
+  amp16=""; amp_bf=""
 else
-  "$PY" -c 'import torch; assert torch.cuda.is_available(), "no usable GPU: see tools/train.py"'
-  bench=(--device cuda --precision bf16 --steps 50 --warmup 10)
-  runs=("b:b:512" "l:l:${L_BATCH:-256}")
-  train=(--amp --cfg-options custom_hooks.0.start_epoch=1 custom_hooks.0.interval=1
-         train_cfg.max_epochs=3)
+  IMAGES=512; BATCH=64; WORKERS=$(( NPROC < 8 ? NPROC : 8 ))
+  data_args=(--images 300 --repeats 2 --workers "$NPROC" --gpu --gpu-batch 256)
+  bench=(--device cuda --precision bf16 --steps 30 --warmup 5)
+  benches=("b:b:512" "l:l:${L_BATCH:-256}")
+  amp16=float16; amp_bf=bfloat16
 fi
-for run in "${runs[@]}"; do
-  IFS=: read -r name arch batch <<< "$run"
-  log "benchmark ViT-$name (arch $arch)"
-  "$PY" tools/analysis/benchmark_pretrain.py --arch "$arch" "${bench[@]}" \
-    ${batch:+--batch "$batch"} --out "$OUT/bench_$name.json" > "$OUT/bench_$name.log" 2>&1
-done
-log "short training through the switch and two refreshes"
-rm -rf "$OUT/train"
-FAMT_ALLOW_CPU=0 "$PY" tools/train.py configs/famt_mae_vit-t_demo.py --work-dir "$OUT/train" \
-  "${train[@]}" > "$OUT/train.log" 2>&1 || { tail -n 30 "$OUT/train.log"; exit 1; }
 
-# 4. one table
-"$PY" - "$OUT" "$install" "$DRY" <<'EOF'
-import json, os.path as osp, re, sys
-import torch
-out, install, dry = sys.argv[1], sys.argv[2], sys.argv[3] == '1'
-card = torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU (dry run)'
-try:
-    import mmcv
-    import importlib.util
-    ops = 'with ops' if importlib.util.find_spec('mmcv._ext') else 'no ops'
-    mmcv_text = f'{mmcv.__version__} ({ops})'
-except ImportError:
-    mmcv_text = 'not installed'
-log = open(osp.join(out, 'train.log')).read()
-refreshes = re.findall(r'FAMT refresh before epoch (\d+): (\d+) images in [\d.]+s '
-                       r'\(([\d.]+) img/s\).*?bank ([\d.]+) MiB', log)
-amp_kept = 'AmpOptimWrapper -> OptimWrapper' not in log
-rows = [('machine', f'{card}; torch {torch.__version__}; mmcv {mmcv_text}'),
-        ('install', install)]
-for name in ('b',) if dry else ('b', 'l'):
-    r = json.load(open(osp.join(out, f'bench_{name}.json')))
-    s = r['setup']
-    rows.append((f"{s['arch_name']}, batch {s['batch']}, {s['precision']}",
-                 f"FAMT {r['famt']['step']['median_s'] * 1e3:.0f} ms, MAE "
-                 f"{r['mae']['step']['median_s'] * 1e3:.0f} ms per step: "
-                 f"{r['ratios']['speedup']:.2f}x (FLOP ratio {r['ratios']['flop_ratio']:.2f}x); "
-                 f"refresh {r['refresh']['images_per_s']:.0f} img/s; bank for ImageNet-1K "
-                 f"{r['bank']['bytes_imagenet_1k']['float16'] / 2**20:.0f} MiB (float16)"))
-train_ok = len(refreshes) == 2 and osp.isfile(osp.join(out, 'train', 'epoch_3.pth'))
-rows.append(('training, ' + ('fp32 (dry run)' if dry else 'AMP'),
-             ('ok' if train_ok and (amp_kept or dry) else 'FAIL') + ': refreshes before epochs '
-             + ', '.join(f'{e} ({n} images, {v} img/s, bank {b} MiB)' for e, n, v, b in refreshes)
-             + ('' if dry else '; AmpOptimWrapper kept' if amp_kept else '; AMP was dropped')))
-print('\n| check | result |\n| --- | --- |')
-for k, v in rows:
-    print(f'| {k} | {v} |')
-sys.exit(0 if train_ok and (amp_kept or dry) and not install.startswith('FAIL') else 1)
+# 2. data pipelines (and the generated ImageNet-layout folder the trainings read)
+step data "$PY" tools/analysis/benchmark_data.py --root "$OUT/jpegs" "${data_args[@]}" \
+  --out "$OUT/data.json"
+step imagenet "$PY" -c "from famt_mm.datasets import make_imagenet_like_root as m; \
+m('$OUT/imagenet', $IMAGES)"
+
+# 3. benchmarks
+bench_plan=""
+for b in "${benches[@]}"; do
+  IFS=: read -r name arch batch <<< "$b"
+  step "bench_$name" "$PY" tools/analysis/benchmark_pretrain.py --arch "$arch" "${bench[@]}" \
+    ${batch:+--batch "$batch"} --out "$OUT/bench_$name.json"
+  bench_plan+="\"$name\": \"$arch\", "
+done
+
+# 4. trainings: configs written to OUT/configs (printed by --dry-run)
+write_config() {  # NAME AMP_DTYPE DECODE
+  local file="$OUT/configs/$1.py"
+  {
+    echo "_base_ = '$ROOT/configs/famt_mae_vit-b_in1k.py'"
+    echo "from famt_mm.recipe import famt_pipeline  # noqa: E402"
+    echo "custom_imports = dict(imports=['famt_mm', 'famt_mm.analysis.gpu_check'],"
+    echo "                      allow_failed_imports=False)"
+    echo "train_dataloader = dict(batch_size=$BATCH, num_workers=$WORKERS,"
+    persistent=True; [ "$WORKERS" = 0 ] && persistent=False
+    echo "                        persistent_workers=$persistent,"
+    echo "                        dataset=dict(data_root='$OUT/imagenet', pipeline=famt_pipeline("
+    echo "                            _base_.train_pipeline, decode=${3:-None})))  # noqa: F821"
+    echo "custom_hooks = [dict(type='FAMTWeightHook', start_epoch=1, interval=1, batch_size=$BATCH,"
+    echo "                     num_workers=$WORKERS, bank_storage='file', log_interval=1),"
+    echo "                dict(type='GPUCheckReportHook')]"
+    echo "train_cfg = dict(max_epochs=3)"
+    echo "default_hooks = dict(logger=dict(interval=4),"
+    echo "                     checkpoint=dict(interval=1, max_keep_ckpts=1))"
+    if [ -n "$2" ]; then
+      echo "optim_wrapper = dict(type='AmpOptimWrapper', dtype='$2')"
+    else  # the CPU smoke: fp32 and a tiny encoder
+      echo "optim_wrapper = dict(_delete_=True, type='OptimWrapper',"
+      echo "                     optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05))"
+      echo "model = dict(backbone=dict(arch=dict(_delete_=True, embed_dims=32, num_layers=2,"
+      echo "                                     num_heads=2, feedforward_channels=64)),"
+      echo "             neck=dict(embed_dim=32, decoder_embed_dim=16, decoder_depth=1,"
+      echo "                       decoder_num_heads=2))"
+    fi
+  } > "$file"
+  [ "$MODE" = dry ] && { echo "[gpu_check] config $file:"; sed 's/^/    /' "$file"; }
+  echo "$file"
+}
+train_plan=""
+cfg16="$(write_config in1k_fp16 "$amp16" "" | tail -n 1)"
+[ "$MODE" = dry ] && write_config in1k_fp16 "$amp16" "" | sed '$d'
+cfgbf="$(write_config in1k_bf16_fastdecode "$amp_bf" "'cv2-reduced'" | tail -n 1)"
+[ "$MODE" = dry ] && write_config in1k_bf16_fastdecode "$amp_bf" "'cv2-reduced'" | sed '$d'
+amp_json() { [ -n "$1" ] && echo "\"$1\"" || echo null; }
+allow_cpu=$( [ "$MODE" = smoke ] && echo 1 || echo 0 )
+for run in "in1k_fp16:$cfg16:$amp16" "in1k_bf16_fastdecode:$cfgbf:$amp_bf"; do
+  IFS=: read -r name cfg amp <<< "$run"
+  rm -rf "$OUT/train_$name"
+  step "$name" env FAMT_ALLOW_CPU=$allow_cpu "$PY" tools/train.py "$cfg" \
+    --work-dir "$OUT/train_$name"
+  train_plan+="\"$name\": {\"amp\": $(amp_json "$amp"), \"world_size\": 1}, "
+done
+notes=""
+if [ "$GPUS" -ge 2 ]; then
+  rm -rf "$OUT/train_in1k_bf16_2gpu"
+  step in1k_bf16_2gpu env FAMT_ALLOW_CPU=$allow_cpu bash tools/dist_train.sh "$cfgbf" 2 \
+    --work-dir "$OUT/train_in1k_bf16_2gpu"
+  train_plan+="\"in1k_bf16_2gpu\": {\"amp\": $(amp_json "$amp_bf"), \"world_size\": 2}, "
+else
+  notes="[\"two processes\", \"not run: this machine has $GPUS GPU(s), the check needs 2\"]"
+  [ "$MODE" = dry ] && log "in1k_bf16_2gpu: not run, $GPUS GPU(s) (needs 2):" \
+    "bash tools/dist_train.sh $cfgbf 2"
+fi
+
+# 5. the table
+card="$("$PY" -c 'import torch
+print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU")')"
+mmcv_text="$("$PY" -c 'import importlib.util, mmcv
+print(mmcv.__version__, "with ops" if importlib.util.find_spec("mmcv._ext") else "no ops")' \
+  2>/dev/null || echo 'not installed')"
+PLAN_MACHINE="$card ($MODE); $GPUS GPU(s), $NPROC CPU cores; torch $before; mmcv $mmcv_text" \
+PLAN_INSTALL="$install" PLAN_NOTES="[${notes}]" PLAN_BENCH="{${bench_plan%, }}" \
+PLAN_TRAIN="{${train_plan%, }}" "$PY" - "$OUT/plan.json" <<'EOF'
+import json, os, sys
+env = os.environ  # free text (machine, install) goes through json.dumps
+plan = dict(head=[['machine', env['PLAN_MACHINE']], ['install', env['PLAN_INSTALL']]],
+            benchmarks=json.loads(env['PLAN_BENCH']), trainings=json.loads(env['PLAN_TRAIN']),
+            notes=json.loads(env['PLAN_NOTES']), data=True)
+json.dump(plan, open(sys.argv[1], 'w'), indent=1)
 EOF
+if [ "$MODE" = dry ]; then
+  log "then: $PY -m famt_mm.analysis.gpu_check $OUT $OUT/plan.json" \
+    "(the table; exit 1 on any failure)"
+  exit 0
+fi
+status=0
+"$PY" -m famt_mm.analysis.gpu_check "$OUT" "$OUT/plan.json" || status=1
+[ -z "$install_fail" ] || { echo "FAIL: install: $install_fail"; status=1; }
+exit $status

@@ -9,6 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from mmcv.transforms import LoadImageFromFile
 
+from .decode_crop import FAMTDecodeRandomResizedCrop
 from .loading import FAMTLoadImageFromFile
 from .transforms import AUGMENTING, GEOMETRIC, FAMTRandomResizedCrop, transform_name
 
@@ -150,11 +151,12 @@ def _check_transforms(transforms, input_hw, grid_hw, on_bad_image) -> Optional[s
             'meta_keys: the mask generator reads them to map each weight map onto its crop '
             '(a dropped flip leaves the maps of flipped crops unflipped); use '
             'PackInputs(meta_keys=famt_mm.datasets.FAMT_META_KEYS)')
-    loads = [t for t in transforms if isinstance(t, LoadImageFromFile)]
-    # FAMTLoadImageFromFile honours ignore_empty with any decoder; mmcv's only with pillow
-    # (cv2 returns None silently, then trips an assert naming no file).
+    loads = [t for t in transforms
+             if isinstance(t, (LoadImageFromFile, FAMTDecodeRandomResizedCrop))]
+    # FAMTLoadImageFromFile (and the decoding crop) honour ignore_empty with any decoder;
+    # mmcv's only with pillow (cv2 returns None silently, then trips an assert naming no file).
     if on_bad_image == 'skip' and loads and not (loads[0].ignore_empty and (
-            isinstance(loads[0], FAMTLoadImageFromFile)
+            isinstance(loads[0], (FAMTLoadImageFromFile, FAMTDecodeRandomResizedCrop))
             or loads[0].imdecode_backend == 'pillow')):
         return ("FAMTWeightHook(on_bad_image='skip') covers the refresh pass only: the "
                 'training pipeline will still stop on an unreadable image. To have mmengine '

@@ -9,6 +9,8 @@ from mmpretrain.registry import TRANSFORMS
 AUGMENTING = ('Random', 'ColorJitter', 'RandAugment', 'AutoAugment', 'GaussianBlur',
               'Solarize', 'Posterize', 'Mixup', 'CutMix', 'Lighting')
 GEOMETRIC = ('Crop', 'Flip')
+#: Crops that read the file themselves (famt_mm.datasets.decode_crop): no loader before them.
+DECODING_CROPS = ('FAMTDecodeRandomResizedCrop', 'FAMTJPEGCropRecord')
 
 
 def transform_name(t) -> str:
@@ -23,6 +25,9 @@ def whole_image_pipeline(train_pipeline, img_hw):
     steps = []
     for t in train_pipeline:
         name = transform_name(t)
+        if name in DECODING_CROPS:  # it loads the file too: the refresh loads it whole
+            args = t.get('backend_args') if isinstance(t, dict) else t.backend_args
+            steps.append(dict(type='LoadImageFromFile', backend_args=args))
         if name == 'PackInputs' or any(a in name for a in AUGMENTING + GEOMETRIC):
             break
         steps.append(t)

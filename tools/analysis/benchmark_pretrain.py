@@ -472,6 +472,8 @@ def run(args):
 
     # 1. training steps, FAMT and the baseline in turns
     famt_t, mae_t = time_alternating([famt_step, mae_step], device, args.steps, args.warmup)
+    # one more step each, its loss kept: tools/gpu_check.sh fails on a non-finite one
+    last_losses = {'famt': float(famt_step()), bn: float(mae_step())}
 
     # 2. the same FAMT step on a uint8 bank (1 byte per patch), end to end
     gen.set_bank(WeightBank.from_maps(banks['uint8']))
@@ -525,9 +527,11 @@ def run(args):
                    time=time.strftime('%Y-%m-%d %H:%M:%S')),
         tokens=tokens,
         famt=dict(step=famt_s, step_uint8_bank=summary(uint8_t, batch), memory=famt_mem,
+                  last_loss=last_losses['famt'],
                   flops_per_image=flops['famt']['total'],
                   params=sum(p.numel() for p in famt.parameters())),
         **{bn: dict(step=mae_s, memory=mae_mem, flops_per_image=flops[bn]['total'],
+                    last_loss=last_losses[bn],
                     params=sum(p.numel() for p in base.parameters()))},
         flops=flops,
         ratios=dict(
