@@ -101,7 +101,9 @@ def _decoding_crop(steps_before, crop, decode):
 def famt_model(**mask_generator):
     """What turns the inherited MAE model into FAMT, merged onto it by mmengine: the FAMT
     types (same parameters as MAE's) and ``FAMTMaskGenerator(**mask_generator)``; the
-    recipe's arch, patch size, decoder and loss stay as they are."""
+    recipe's arch, patch size, decoder and loss stay as they are. Every generator argument
+    passes through, e.g. the warm-up throw: ``famt_model(mask_ratio=0.45, throw_ratio=0.40,
+    random_mask_ratio=0.45, random_throw_ratio=0.40)``."""
     return dict(type='FAMTMAE', backbone=dict(type='FAMTViT'),
                 neck=dict(type='FAMTPretrainDecoder'), head=dict(type='FAMTPretrainHead'),
                 mask_generator=dict(type='FAMTMaskGenerator', **mask_generator))

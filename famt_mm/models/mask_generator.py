@@ -1,5 +1,6 @@
 """``FAMTMaskGenerator``: weights -> masked / thrown / visible patch ids, every step."""
 import inspect
+import numbers
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -22,7 +23,9 @@ class FAMTMaskGenerator(BaseModule):
     Two phases, switched by ``FAMTWeightHook`` through :attr:`famt_active`:
 
     * random (before ``start_epoch``): plain MAE masking, ``random_mask_ratio``
-      masked, nothing thrown, every patch equally likely;
+      masked, nothing thrown, every patch equally likely; with ``random_throw_ratio``
+      set, a further ``random_throw_ratio`` of the patches, also drawn uniformly, is
+      thrown (the warm-up throw, docs/method.md section 5);
     * FAMT: per-image weight maps from the bank (set with :meth:`set_bank`) are
       mapped onto each crop's patch grid, and a Plackett-Luce draw takes
       ``mask_ratio`` of the patches as masked and the next ``throw_ratio`` as
@@ -36,6 +39,11 @@ class FAMTMaskGenerator(BaseModule):
         mask_ratio (float): share of patches masked (reconstructed). 0.45.
         throw_ratio (float): share of patches thrown away. 0.40.
         random_mask_ratio (float): MAE masking ratio of the random phase. 0.75.
+        random_throw_ratio (float, optional): share of patches thrown in the random
+            phase, drawn uniformly like the masked ones (FAMT's split with all-equal
+            weights). None or 0 (default): nothing thrown, the paper's schedule. With
+            ``random_mask_ratio=mask_ratio`` and ``random_throw_ratio=throw_ratio``
+            (0.45 / 0.40) the warm-up has FAMT's token budget.
         terms (Sequence[str]): the weight terms, by their registered names
             (famt_mm/models/weight_terms.py): 'attention', 'attention_column',
             'frequency', 'frequency_2d', 'gradient', ... ('attention', 'frequency').
@@ -47,7 +55,7 @@ class FAMTMaskGenerator(BaseModule):
     """
 
     def __init__(self, mask_ratio: float = 0.45, throw_ratio: float = 0.40,
-                 random_mask_ratio: float = 0.75,
+                 random_mask_ratio: float = 0.75, random_throw_ratio: Optional[float] = None,
                  terms: Sequence[str] = ('attention', 'frequency'), combine: str = 'product',
                  term_args: Optional[Dict[str, dict]] = None,
                  bank_dtype: str = 'float16', eps: float = 1e-6, init_cfg=None):
@@ -65,6 +73,7 @@ class FAMTMaskGenerator(BaseModule):
         if mask_ratio + throw_ratio >= 1:
             raise ValueError(f'FAMTMaskGenerator: mask_ratio + throw_ratio = '
                              f'{mask_ratio} + {throw_ratio} >= 1 leaves no visible patch')
+        random_throw_ratio = _checked_random_throw_ratio(random_throw_ratio, random_mask_ratio)
         if combine not in COMBINE_MODES:
             raise ValueError(f'FAMTMaskGenerator: unknown combine mode {combine!r}; '
                              f'choose one of {COMBINE_MODES}')
@@ -93,6 +102,7 @@ class FAMTMaskGenerator(BaseModule):
         self.mask_ratio = mask_ratio
         self.throw_ratio = throw_ratio
         self.random_mask_ratio = random_mask_ratio
+        self.random_throw_ratio = random_throw_ratio  # a float, 0.0 when off
         self.terms = terms
         self.combine = combine
         self.term_args = term_args
@@ -104,7 +114,7 @@ class FAMTMaskGenerator(BaseModule):
 
     def check_grid(self, num_patches: int) -> Tuple[Tuple[int, int, int], Tuple[int, int, int]]:
         """Counts of both phases for ``num_patches``; raises on an empty set."""
-        return (split_counts(num_patches, self.random_mask_ratio, 0.0),
+        return (split_counts(num_patches, self.random_mask_ratio, self.random_throw_ratio),
                 split_counts(num_patches, self.mask_ratio, self.throw_ratio))
 
     # -- weights (refresh pass) ------------------------------------------------
@@ -185,8 +195,9 @@ class FAMTMaskGenerator(BaseModule):
         """
         num_patches = int(grid_hw[0] * grid_hw[1])
         with torch.autocast(torch.device(device).type, enabled=False):
-            if not self.famt_active:
-                n_mask, n_throw, _ = split_counts(num_patches, self.random_mask_ratio, 0.0)
+            if not self.famt_active:  # FAMT's draw with all-equal weights: uniform sets
+                n_mask, n_throw, _ = split_counts(num_patches, self.random_mask_ratio,
+                                                  self.random_throw_ratio)
                 weights = torch.ones(batch_size, num_patches, device=device)
             else:
                 if self._bank is None or not self._bank.filled:
@@ -199,6 +210,29 @@ class FAMTMaskGenerator(BaseModule):
 
     def extra_repr(self) -> str:
         return (f'mask_ratio={self.mask_ratio}, throw_ratio={self.throw_ratio}, '
-                f'random_mask_ratio={self.random_mask_ratio}, terms={self.terms}, '
+                f'random_mask_ratio={self.random_mask_ratio}, '
+                f'random_throw_ratio={self.random_throw_ratio}, terms={self.terms}, '
                 f'combine={self.combine!r}, term_args={self.term_args}, '
                 f'bank_dtype={self.bank_dtype!r}')
+
+
+def _checked_random_throw_ratio(random_throw_ratio, random_mask_ratio) -> float:
+    """``random_throw_ratio`` as a float (None -> 0.0, off); raises naming the setting."""
+    if random_throw_ratio is None:
+        return 0.0
+    # bool is an int, but a flag here is a mistake, not a ratio
+    if isinstance(random_throw_ratio, bool) or not isinstance(random_throw_ratio, numbers.Real):
+        raise TypeError(f'FAMTMaskGenerator: random_throw_ratio must be None or a float in '
+                        f'[0, 1), got {type(random_throw_ratio).__name__} '
+                        f'{random_throw_ratio!r}')
+    random_throw_ratio = float(random_throw_ratio)
+    if not 0 <= random_throw_ratio < 1:
+        raise ValueError(f'FAMTMaskGenerator: random_throw_ratio={random_throw_ratio} must lie '
+                         'in [0, 1) (None or 0: nothing thrown before start_epoch)')
+    if random_mask_ratio + random_throw_ratio >= 1:
+        raise ValueError(
+            f'FAMTMaskGenerator: random_mask_ratio + random_throw_ratio = {random_mask_ratio} + '
+            f'{random_throw_ratio} >= 1 leaves no visible patch in the random phase; lower '
+            'random_mask_ratio too (e.g. random_mask_ratio=0.45, random_throw_ratio=0.40 is '
+            "FAMT's budget)")
+    return random_throw_ratio

@@ -184,3 +184,133 @@ def test_famt_model_interface_of_famt_mae_and_refusal_of_a_plain_mae():
     with pytest.raises(TypeError, match='needs a FAMT model .* got MAE without mask_generator, '
                                         'grid_hw, input_hw, compute_famt_weights'):
         check_famt_model(build(tiny_cfg(famt=False)), 'FAMTWeightHook')
+
+
+# -- the warm-up throw: random_throw_ratio in the random phase ---------------------------------
+WARM_UP_THROW = dict(random_mask_ratio=0.45, random_throw_ratio=0.40)  # FAMT's budget
+
+
+def repaint(x, ids, patch=8, grid_w=4):
+    """``x`` with new random pixels on the patches ``ids`` (B x K) of each image."""
+    y = x.clone()
+    for b in range(x.shape[0]):
+        for i in ids[b].tolist():
+            r, c = divmod(i, grid_w)
+            y[b, :, r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] = \
+                torch.randn(3, patch, patch, dtype=x.dtype) * 5
+    return y
+
+
+def test_warm_up_throw_counts_and_thrown_patches_never_reach_the_encoder():
+    torch.manual_seed(0)
+    model = build(tiny_cfg(**WARM_UP_THROW)).double()
+    gen = model.mask_generator
+    assert not gen.famt_active and gen.bank is None  # the random phase needs no bank
+    # L = 16: both phases split 7 masked / int(16 * .85) - 7 = 6 thrown / 3 visible
+    assert gen.check_grid(16) == ((7, 6, 3), (7, 6, 3))
+    seen = {}
+    model.backbone.layers[0].register_forward_pre_hook(
+        lambda m, a: seen.__setitem__('enc', a[0].shape[1]))
+    model.neck.decoder_blocks[0].register_forward_pre_hook(
+        lambda m, a: seen.__setitem__('dec', a[0].shape[1]))
+    x = torch.randn(4, 3, 32, 32, dtype=torch.float64)
+
+    def loss_of(inputs):
+        torch.manual_seed(3)  # the same draw every time
+        return model.loss(inputs, samples(4))['loss']
+
+    loss = loss_of(x)
+    assert seen == dict(enc=1 + 3, dec=1 + 3 + 7)  # CLS + visible; CLS + visible + masked
+    torch.manual_seed(3)
+    ids_masked, ids_thrown, ids_visible = gen.sample(samples(4), model.grid_hw, 4, 'cpu')
+    assert (ids_masked.shape[1], ids_thrown.shape[1], ids_visible.shape[1]) == (7, 6, 3)
+    every = torch.cat([ids_masked, ids_thrown, ids_visible], 1).sort(1).values
+    assert torch.equal(every, torch.arange(16).expand(4, -1))
+    # thrown pixels change nothing (no encoder token, no loss); masked ones carry the loss
+    assert torch.equal(loss_of(repaint(x, ids_thrown)), loss)
+    assert not torch.equal(loss_of(repaint(x, ids_masked[:, :1])), loss)
+    assert not torch.equal(loss_of(repaint(x, ids_visible[:, :1])), loss)
+
+
+def test_warm_up_throw_draws_every_patch_alike():
+    gen = MODELS.build(dict(type='FAMTMaskGenerator', **WARM_UP_THROW))
+    torch.manual_seed(0)
+    n = 4000
+    ids_masked, ids_thrown, _ = gen.sample(None, (4, 4), n, 'cpu')  # random phase: no samples
+    for ids, p in ((ids_masked, 7 / 16), (ids_thrown, 6 / 16)):
+        share = torch.bincount(ids.flatten(), minlength=16).double() / n
+        se = (p * (1 - p) / n) ** 0.5
+        assert (share - p).abs().max() < 5 * se, share  # uniform: each patch at its share
+
+
+@pytest.mark.parametrize('throw', [None, 0, 0.0])
+def test_warm_up_without_throw_is_unchanged_and_equals_mmpretrain_mae_in_float64(throw):
+    from famt_mm.models.famt_sampling import plackett_luce_split
+    torch.manual_seed(0)
+    famt = build(tiny_cfg(random_throw_ratio=throw)).double()  # random_mask_ratio 0.75
+    mae = build(tiny_cfg(famt=False)).double()
+    missing, unexpected = mae.load_state_dict(famt.state_dict(), strict=False)
+    assert not missing and not unexpected
+    assert famt.mask_generator.random_throw_ratio == 0.0
+    x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
+    torch.manual_seed(1)
+    ours = famt.loss(x, samples(3))['loss']
+    # the random phase's draw as it was before the setting existed: uniform, 12 / 0 / 4
+    torch.manual_seed(1)
+    ids_masked, ids_thrown, ids_visible = plackett_luce_split(torch.ones(3, 16), 12, 0)
+    torch.manual_seed(1)
+    drawn = famt.mask_generator.sample(samples(3), famt.grid_hw, 3, 'cpu')
+    for got, want in zip(drawn, (ids_masked, ids_thrown, ids_visible)):
+        assert torch.equal(got, want)
+
+    def fixed_masking(tokens, mask_ratio=0.75):  # mmpretrain's random_masking, our ids
+        ids_restore = torch.cat([ids_visible, ids_masked], 1).argsort(1)
+        mask = torch.ones(3, 16, dtype=torch.float64)
+        mask[:, :4] = 0
+        kept = torch.gather(tokens, 1, ids_visible.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+        return kept, torch.gather(mask, 1, ids_restore), ids_restore
+
+    mae.backbone.random_masking = fixed_masking
+    ref = mae.loss(x, samples(3))['loss']
+    torch.testing.assert_close(ours, ref, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize('value, error, match', [
+    ('0.4', TypeError, r"random_throw_ratio must be None or a float in \[0, 1\), got str '0.4'"),
+    (True, TypeError, 'random_throw_ratio .* got bool True'),
+    (1.0, ValueError, r'random_throw_ratio=1.0 must lie in \[0, 1\)'),
+    (-0.1, ValueError, r'random_throw_ratio=-0.1 must lie in \[0, 1\)'),
+    (float('nan'), ValueError, 'random_throw_ratio=nan must lie'),
+    (0.40, ValueError, r'random_mask_ratio \+ random_throw_ratio = 0.75 \+ 0.4 >= 1 .* '
+                       r'random_mask_ratio=0.45, random_throw_ratio=0.40'),
+])
+def test_random_throw_ratio_is_checked_at_construction(value, error, match):
+    with pytest.raises(error, match=match):
+        MODELS.build(dict(type='FAMTMaskGenerator', random_throw_ratio=value))
+
+
+def test_warm_up_throw_through_the_runner_and_the_switch(tmp_path):
+    """A tiny Runner run: epoch 0 throws uniformly at FAMT's budget, the hook switches to
+    FAMT at epoch 1 with a refresh, and the encoder sees 1 + 3 tokens in every step."""
+    from mmengine.runner import Runner
+
+    from tests.conftest import tiny_cfg as tiny_runner_cfg
+    opts = {f'model.mask_generator.{k}': v for k, v in WARM_UP_THROW.items()}
+    runner = Runner.from_cfg(tiny_runner_cfg(tmp_path / 'work', max_epochs=2, start_epoch=1,
+                                             interval=1, **opts))
+    gen = runner.model.mask_generator
+    draws, encoder_tokens = [], []
+    original = gen.sample
+
+    def sample(*args, **kwargs):
+        sets = original(*args, **kwargs)
+        draws.append((runner.epoch, gen.famt_active, tuple(s.shape[1] for s in sets)))
+        return sets
+    gen.sample = sample
+    # only training steps (the refresh runs the encoder on all 16 patches, without grad)
+    runner.model.backbone.layers[0].register_forward_pre_hook(
+        lambda m, a: encoder_tokens.append(a[0].shape[1]) if torch.is_grad_enabled() else None)
+    runner.train()
+    assert draws == [(0, False, (7, 6, 3))] * 5 + [(1, True, (7, 6, 3))] * 5  # 40 images / 8
+    assert encoder_tokens == [1 + 3] * 10
+    assert gen.bank.filled

@@ -16,7 +16,8 @@ ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 IMG, PATCH, UNIT = 64, 8, 16
 
 
-def simmim_cfg(famt=True, mask_ratio=0.44, throw_ratio=0.26, random_mask_ratio=0.6, **kw):
+def simmim_cfg(famt=True, mask_ratio=0.44, throw_ratio=0.26, random_mask_ratio=0.6,
+               random_throw_ratio=None, **kw):
     cfg = dict(
         type='SimMIM',
         backbone=dict(type='SimMIMViT', arch=ARCH, img_size=IMG, patch_size=PATCH),
@@ -26,7 +27,7 @@ def simmim_cfg(famt=True, mask_ratio=0.44, throw_ratio=0.26, random_mask_ratio=0
     if famt:
         cfg.update(type='FAMTSimMIM', mask_patch_size=UNIT, mask_generator=dict(
             type='FAMTMaskGenerator', mask_ratio=mask_ratio, throw_ratio=throw_ratio,
-            random_mask_ratio=random_mask_ratio))
+            random_mask_ratio=random_mask_ratio, random_throw_ratio=random_throw_ratio))
         cfg['backbone']['type'] = 'FAMTSimMIMViT'
         cfg['neck']['type'] = 'FAMTSimMIMLinearDecoder'
         cfg['head']['type'] = 'FAMTSimMIMHead'
@@ -91,12 +92,15 @@ def test_uniform_weights_without_throwing_give_plain_simmim_loss(famt_phase):
         torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-9, atol=1e-12, msg=name)
 
 
-def test_thrown_patches_never_reach_the_encoder():
+@pytest.mark.parametrize('famt_phase', [True, False])
+def test_thrown_patches_never_reach_the_encoder(famt_phase):
     torch.manual_seed(0)
-    model = build(simmim_cfg())  # 16 units: 7 masked, int(16 * .70) - 7 = 4 thrown, 5 visible
+    # 16 units: 7 masked, int(16 * .70) - 7 = 4 thrown, 5 visible; before the switch the
+    # warm-up throw (random_throw_ratio) draws the same counts uniformly
+    model = build(simmim_cfg(random_mask_ratio=0.44, random_throw_ratio=0.26))
     gen = model.mask_generator
     gen.set_bank(unit_bank(2, torch.rand(2, 16) + 0.1))
-    gen.famt_active = True
+    gen.famt_active = famt_phase
     seen = {}
     model.backbone.layers[0].register_forward_pre_hook(
         lambda m, a: seen.__setitem__('enc', a[0].shape[1]))

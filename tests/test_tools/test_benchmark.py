@@ -20,8 +20,9 @@ def positive(x):
 
 def test_benchmark_cli_reports_every_number(tmp_path):
     out = tmp_path / 'bench.json'
-    proc = run_tool(ARGS + ['--out', str(out)], timeout=300)
+    proc = run_tool(ARGS + ['--warm-up-throw', '--out', str(out)], timeout=300)
     assert 'FAMT speed-up' in proc.stdout and 'refresh pass' in proc.stdout
+    assert 'warm-up throw (random phase, mask 0.45 / throw 0.4, uniform)' in proc.stdout
     r = json.loads(out.read_text())
 
     setup = r['setup']
@@ -45,6 +46,9 @@ def test_benchmark_cli_reports_every_number(tmp_path):
                 'sampling_share_of_famt_step', 'uint8_vs_float16_step'):
         assert positive(r['ratios'][key]), key
     assert r['bank']['bytes_per_image'] == dict(float16=32, uint8=16)
+    warm = r['warm_up_throw']  # the random phase at FAMT's ratios, timed in turns
+    assert warm['ratios'] == [0.45, 0.4] and warm['step']['n'] == 2
+    assert all(positive(warm[k]) for k in ('speedup', 'speedup_paired_median', 'vs_famt_step'))
     assert r['bank']['bytes_per_patch']['uint8'] == 1
 
     # FLOPs by hand: deit-tiny (192-d, MLP 768, 12 blocks), decoder 128-d (MLP 512, 8 blocks),
@@ -69,7 +73,7 @@ def test_benchmark_cli_simmim_pair(tmp_path):
     proc = run_tool(ARGS[:-4] + ['--algorithm', 'simmim', '--out', str(out)], timeout=300)
     assert 'FAMT speed-up (images/s FAMT / SimMIM)' in proc.stdout
     r = json.loads(out.read_text())
-    assert r['setup']['baseline'] == 'simmim'
+    assert r['setup']['baseline'] == 'simmim' and 'warm_up_throw' not in r  # opt-in
     assert r['setup']['famt_config'] == 'configs/famt_simmim_vit-b-p16_in1k.py'
     assert r['setup']['baseline_config'] == 'configs/simmim_vit-b-p16_in1k.py'
     assert r['tokens'] == dict(num_patches=16, num_units=4, famt_masked=4, famt_thrown=4,

@@ -2,7 +2,8 @@
 
     python tools/analysis/benchmark_pretrain.py [--algorithm mae|simmim]
         [--arch t|s|b|l] [--batch 32] [--img-size 224] [--precision fp32|bf16|fp16]
-        [--device cpu|cuda] [--steps 20] [--warmup 3] [--threads N] [--out result.json]
+        [--device cpu|cuda] [--steps 20] [--warmup 3] [--threads N] [--warm-up-throw]
+        [--out result.json]
 
 Both models are built from the model sections of the ImageNet configs
 (``--algorithm mae``: ``configs/famt_mae_vit-b_in1k.py`` and ``configs/mae_vit-b_in1k.py``;
@@ -20,6 +21,9 @@ steps alternate so that a load change on a shared machine hits both alike):
   the config's own ``FAMTRandomResizedCrop`` + ``RandomFlip`` + ``PackInputs``)
   and of mmpretrain's ``MAE`` (random masking 0.75) or ``SimMIM`` (a mask-token ViT, all
   L patches in the encoder; masks from the baseline config's ``SimMIMMaskGenerator``);
+* with ``--warm-up-throw``: the step of the random phase with the warm-up throw
+  (``random_mask_ratio`` / ``random_throw_ratio`` = the FAMT ratios: uniform sets at FAMT's
+  budget), in turns with the two steps above;
 * the same FAMT step with a uint8 bank (1 byte per patch);
 * the refresh pass: ``compute_famt_weights`` + quantisation on whole images;
 * ``mask_generator.sample`` alone (sampling + crop mapping);
@@ -91,6 +95,9 @@ def parse_args(argv=None):
                         default=None, help="default: the --algorithm's ImageNet baseline")
     parser.add_argument('--keep-arch', action='store_true',
                         help="use the configs' encoder as is (ignore --arch)")
+    parser.add_argument('--warm-up-throw', action='store_true',
+                        help='also time the random-phase step with random_throw_ratio (the '
+                        'warm-up throw at the FAMT ratios)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', default=None, help='write the results as JSON here')
     args = parser.parse_args(argv)
@@ -470,8 +477,20 @@ def run(args):
     mae_step = Stepper(base, build_optimizer(args.baseline_config, base), inputs,
                        base_batches, device, args.precision)
 
-    # 1. training steps, FAMT and the baseline in turns
-    famt_t, mae_t = time_alternating([famt_step, mae_step], device, args.steps, args.warmup)
+    steps = [famt_step, mae_step]
+    if args.warm_up_throw:  # the random phase at FAMT's ratios: the same model and optimizer
+        gen.random_mask_ratio, gen.random_throw_ratio = gen.mask_ratio, gen.throw_ratio
+
+        def warm_up_step():
+            gen.famt_active = False
+            try:
+                return famt_step()
+            finally:
+                gen.famt_active = True
+        steps.append(warm_up_step)
+
+    # 1. training steps, FAMT, the baseline (and the warm-up throw) in turns
+    famt_t, mae_t, *warm_t = time_alternating(steps, device, args.steps, args.warmup)
     # one more step each, its loss kept: tools/gpu_check.sh fails on a non-finite one
     last_losses = {'famt': float(famt_step()), bn: float(mae_step())}
 
@@ -511,6 +530,15 @@ def run(args):
     refresh_s = summary(refresh_t, refresh_batch)
     sample_s = summary(sample_t, batch)
     paired = [m[0] / f[0] for f, m in zip(famt_t, mae_t)]
+    warm_up = {}
+    if warm_t:
+        warm_s = summary(warm_t[0], batch)
+        warm_up = dict(warm_up_throw=dict(
+            step=warm_s, ratios=(gen.random_mask_ratio, gen.random_throw_ratio),
+            speedup=warm_s['images_per_s'] / mae_s['images_per_s'],
+            speedup_paired_median=statistics.median(m[0] / w[0]
+                                                    for w, m in zip(warm_t[0], mae_t)),
+            vs_famt_step=warm_s['images_per_s'] / famt_s['images_per_s']))
     result = dict(
         setup=dict(arch=args.arch, arch_name=ARCH_NAMES[args.arch] if not args.keep_arch else
                    'config', batch=batch, refresh_batch=refresh_batch, img_size=args.img_size,
@@ -552,6 +580,7 @@ def run(args):
                   # a SimMIM bank holds one weight per mask unit, MAE's one per patch
                   **{f'bytes_per_{cell}': {k: v / n_cells for k, v in bank_bytes.items()}},
                   bytes_imagenet_1k={k: v * 1281167 for k, v in bank_bytes.items()}),
+        **warm_up,
     )
     return result
 
@@ -606,6 +635,13 @@ def format_table(r):
         f"{r['bank']['bytes_imagenet_1k']['uint8'] / mib:.0f} MiB",
         f"memory measured as: {f['memory']['kind']}",
     ]
+    if 'warm_up_throw' in r:
+        w = r['warm_up_throw']
+        lines.append(
+            f"warm-up throw (random phase, mask {w['ratios'][0]} / throw {w['ratios'][1]}, "
+            f"uniform): {w['step']['median_s'] * 1e3:.1f} ms per step, speed-up "
+            f"{w['speedup']:.3f} over {name} (paired median {w['speedup_paired_median']:.3f}), "
+            f"{w['vs_famt_step']:.3f} x the FAMT step's images/s")
     return '\n'.join(lines)
 
 
