@@ -129,7 +129,9 @@ def requirement_problems(dist, spec, line, owners):
     """What is wrong with one requirement line, judged by the module it provides."""
     module = module_of(dist)
     found = owners.get(module, [])
-    if len(found) > 1 and importlib.util.find_spec(module) is not None:
+    # Only for the OpenMMLab modules: opencv-python beside opencv-python-headless is common
+    # (other packages pull the headless one) and harmless.
+    if len(found) > 1 and module in FAMILIES['openmmlab'] and importlib.util.find_spec(module):
         names = ', '.join(f'{d} {v}' for d, v in found)
         return [('conflict', f'{len(found)} distributions install the module {module} ({names}): '
                  'they overwrite each other\'s files; uninstall all but one and reinstall it')]

@@ -130,6 +130,9 @@ def main(argv=None):
             cfg.load_from = good
         resume_note = resume_warning(good, skipped)
     runner = build_runner(cfg)
+    from famt_mm.engine.hooks import ResumeBatchCheckHook
+    if not any(isinstance(hook, ResumeBatchCheckHook) for hook in runner.hooks):
+        runner.register_hook(ResumeBatchCheckHook())  # names a resume with another batch
     if resume_note:
         runner.logger.warning(resume_note)
     if args.resume == 'auto':
