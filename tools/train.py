@@ -116,6 +116,8 @@ def main(argv=None):
     cfg = load_config(args.config)
     cfg = merge_args(cfg, args)
     adapt_cfg_to_device(cfg, args.launcher, allow_cpu=args.allow_cpu or None)
+    from famt_mm.datasets.dataset_checks import check_dataset_files
+    check_dataset_files(cfg)  # ImageNet subsets, empty annotation files: the fix named
     import torch
     if args.launcher != 'none' and not torch.cuda.is_available():
         init_cpu_distributed(
