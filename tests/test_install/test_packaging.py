@@ -81,3 +81,13 @@ def test_install_check_judges_by_module_whatever_the_distribution_name(tmp_path)
         sys.path.remove(osp.join(root, 'site'))
         sys.path.remove(osp.join(REPO, 'tools'))
         sys.modules.pop('install_check', None)
+
+
+def test_the_version_is_the_newest_release_of_the_changelog():
+    import re
+
+    import famt_mm
+    text = open(osp.join(REPO, 'CHANGELOG.md'), encoding='utf-8').read()
+    newest = re.search(r'^## (\d+\.\d+\.\d+) ', text, re.M).group(1)
+    assert famt_mm.__version__ == newest
+    assert famt_mm.version.version_info == tuple(int(p) for p in newest.split('.'))
