@@ -422,10 +422,10 @@ def test_custom_folder_recipe_trains_on_a_folder(tmp_path):
     proc = run_tool(['tools/train.py', cfg_file, '--work-dir', str(work),
                      '--cfg-options'] + options)
     log = proc.stdout + proc.stderr
-    assert 'FAMT refresh before epoch 1: 10 images' in log
+    assert 'FAMT refresh before epoch 2: 10 images' in log
     ckpt = load_local_checkpoint(str(work / 'epoch_2.pth'))
     assert ckpt['famt']['bank'].shape == (10, 4, 4)
-    assert glob.glob(str(work / '*' / 'vis_data' / 'vis_image' / 'famt_masks_1.png'))
+    assert glob.glob(str(work / '*' / 'vis_data' / 'vis_image' / 'famt_masks_2.png'))
 
 
 def test_documented_pretraining_configs_build_and_take_a_step():

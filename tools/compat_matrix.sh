@@ -72,9 +72,9 @@ for row in "${rows[@]}"; do
     if (cd "$ROOT" && OMP_NUM_THREADS=1 "$py" tools/train.py configs/famt_mae_vit-t_demo.py \
           --work-dir "$demo_dir" --cfg-options train_dataloader.dataset.num_samples=320 \
           > "$WORK/torch$torch_v.demo.log" 2>&1) &&
-       grep -q 'FAMT refresh before epoch 4' "$WORK/torch$torch_v.demo.log" &&
+       grep -q 'FAMT refresh before epoch 5' "$WORK/torch$torch_v.demo.log" &&
        [ -s "$demo_dir/epoch_6.pth" ]; then
-      demo="pass (switch at 2, refreshes 2 and 4)"
+      demo="pass (FAMT from epoch 3, refreshes before 3 and 5)"
     fi
   fi
   minutes="$(awk "BEGIN {printf \"%.1f\", ($SECONDS - $start) / 60}")"

@@ -76,7 +76,7 @@ def test_famt_demo_config_trains_through_the_switch(tmp_path):
     work = str(tmp_path / 'work')
     proc = run_tool(['tools/train.py', cfg, '--work-dir', work])
     log = proc.stdout + proc.stderr
-    assert 'FAMT refresh before epoch 1' in log and 'FAMT refresh before epoch 2' in log
-    assert 'FAMT refresh before epoch 3' not in log
+    assert 'FAMT refresh before epoch 2' in log and 'FAMT refresh before epoch 3' in log
+    assert 'FAMT refresh before epoch 4' not in log
     ckpt = load_local_checkpoint(osp.join(work, 'epoch_3.pth'))
     assert ckpt['famt']['bank'].shape == (40, 4, 4) and ckpt['famt']['bank_epoch'] == 2
