@@ -12,5 +12,6 @@ def test_the_demo_cosine_ends_at_max_epochs_whatever_it_is(tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     base_lr = cfg.optim_wrapper.optimizer.lr
-    lrs = runner.optim_wrapper.get_lr()['lr']
-    assert runner.epoch == 3 and all(lr < 1e-3 * base_lr for lr in lrs), lrs
+    lrs = runner.optim_wrapper.get_lr()['lr']  # the last step's: 1 step before the end
+    # cosine over 10 steps, last at 9/10: 0.024 of the base (the 6-epoch curve gave 0.71)
+    assert runner.epoch == 3 and all(lr < 0.03 * base_lr for lr in lrs), lrs

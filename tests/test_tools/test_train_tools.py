@@ -80,3 +80,11 @@ def test_famt_demo_config_trains_through_the_switch(tmp_path):
     assert 'FAMT refresh before epoch 4' not in log
     ckpt = load_local_checkpoint(osp.join(work, 'epoch_3.pth'))
     assert ckpt['famt']['bank'].shape == (40, 4, 4) and ckpt['famt']['bank_epoch'] == 2
+
+
+def test_small_machines_get_passive_openmp_waits_unless_the_user_chose():
+    from tools.train import small_machine_env
+    assert small_machine_env({}, 2) == {'OMP_WAIT_POLICY': 'PASSIVE'}
+    assert small_machine_env({}, 1) == {'OMP_WAIT_POLICY': 'PASSIVE'}
+    assert small_machine_env({}, 4) == {}  # larger machines keep OpenMP's default
+    assert small_machine_env({'OMP_WAIT_POLICY': 'ACTIVE'}, 2) == {}

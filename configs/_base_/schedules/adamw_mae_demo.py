@@ -13,7 +13,7 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),
-    # no `end` / `T_max`: mmengine ends the cosine at train_cfg.max_epochs, whatever it is set to
+    # no `end` / `T_max`: mmengine ends the cosine at train_cfg.max_epochs (2 or more)
     dict(type='CosineAnnealingLR', by_epoch=True, begin=1, convert_to_iter_based=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=6)
