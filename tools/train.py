@@ -29,8 +29,29 @@ def small_machine_env(environ, cpus):
     return {'OMP_WAIT_POLICY': 'PASSIVE'}
 
 
-os.environ.update(small_machine_env(os.environ, len(os.sched_getaffinity(0))
-                                    if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1))
+def usable_cpus():
+    return (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+            else os.cpu_count() or 1)
+
+
+def fit_workers_to_cpus(cfg, cpus):
+    """On a machine with fewer than SMALL_MACHINE_CPUS usable CPUs, at most ``cpus - 1``
+    data-loader workers per loader, so the model's threads keep a core (README, Quick start);
+    the message for the log, or None."""
+    if cpus >= SMALL_MACHINE_CPUS:
+        return None
+    changed = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(loader) and cfg[loader].get('num_workers', 0) > cpus - 1:
+            changed.append(f"{loader}.num_workers {cfg[loader]['num_workers']} -> {cpus - 1}")
+            cfg[loader]['num_workers'] = cpus - 1
+            if cpus - 1 == 0:
+                cfg[loader]['persistent_workers'] = False  # torch refuses it without workers
+    return (f'{cpus} usable CPUs: ' + ', '.join(changed) + ' (the model keeps a core)'
+            if changed else None)
+
+
+os.environ.update(small_machine_env(os.environ, usable_cpus()))
 from mmengine.config import Config, DictAction  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -131,6 +152,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config)
     cfg = merge_args(cfg, args)
+    workers_note = fit_workers_to_cpus(cfg, usable_cpus())
     adapt_cfg_to_device(cfg, args.launcher, allow_cpu=args.allow_cpu or None)
     from famt_mm.datasets.dataset_checks import check_dataset_files
     check_dataset_files(cfg)  # ImageNet subsets, empty annotation files: the fix named
@@ -151,6 +173,8 @@ def main(argv=None):
     from famt_mm.engine.hooks import ResumeBatchCheckHook
     if not any(isinstance(hook, ResumeBatchCheckHook) for hook in runner.hooks):
         runner.register_hook(ResumeBatchCheckHook())  # names a resume with another batch
+    if workers_note:
+        runner.logger.info(workers_note)
     if resume_note:
         runner.logger.warning(resume_note)
     if args.resume == 'auto':

@@ -88,3 +88,17 @@ def test_small_machines_get_passive_openmp_waits_unless_the_user_chose():
     assert small_machine_env({}, 1) == {'OMP_WAIT_POLICY': 'PASSIVE'}
     assert small_machine_env({}, 4) == {}  # larger machines keep OpenMP's default
     assert small_machine_env({'OMP_WAIT_POLICY': 'ACTIVE'}, 2) == {}
+
+
+def test_small_machines_keep_a_core_for_the_model():
+    from mmengine.config import Config
+
+    from tools.train import fit_workers_to_cpus
+    cfg = Config(dict(train_dataloader=dict(num_workers=2, persistent_workers=True),
+                      val_dataloader=None))
+    assert fit_workers_to_cpus(cfg, 8) is None and cfg.train_dataloader.num_workers == 2
+    note = fit_workers_to_cpus(cfg, 2)
+    assert cfg.train_dataloader.num_workers == 1 and 'num_workers 2 -> 1' in note
+    fit_workers_to_cpus(cfg, 1)
+    assert cfg.train_dataloader.num_workers == 0
+    assert cfg.train_dataloader.persistent_workers is False
