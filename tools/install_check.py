@@ -108,12 +108,27 @@ def module_of(requirement):
     return MODULE_OF.get(name, name.replace('-', '_'))
 
 
+def declared_version(spec):
+    """``__version__`` written in the package's version.py / __init__.py (no import)."""
+    folder = os.path.dirname(spec.origin or '')
+    for name in ('version.py', '__init__.py'):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            m = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]",
+                          open(path, encoding='utf-8').read(), re.M)
+            if m:
+                return m.group(1)
+    return None
+
+
 def owner_of(module, owners):
-    """(distribution, version) that installed the importable ``module``, or None."""
-    if importlib.util.find_spec(module) is None:
+    """(distribution, version) that installed the importable ``module``, or None; a module no
+    distribution records (a checkout on the path, say) reads its own __version__."""
+    spec = importlib.util.find_spec(module)
+    if spec is None:
         return None
     found = owners.get(module) or []
-    return found[0] if found else ('?', None)
+    return found[0] if found else ('(no distribution)', declared_version(spec))
 
 
 def family(owners):

@@ -77,6 +77,12 @@ def test_install_check_judges_by_module_whatever_the_distribution_name(tmp_path)
         assert ic.family(owners) == 'onedl'
         problems = ic.requirement_problems('mmnothere', '', 'mmnothere', owners)
         assert problems == [('pip', 'mmnothere (not installed)')]
+        # A module no distribution records (a checkout on the path) reads its __version__.
+        os.makedirs(osp.join(root, 'site', 'mmplain'))
+        with open(osp.join(root, 'site', 'mmplain', '__init__.py'), 'w') as f:
+            f.write("__version__ = '2.0.1'\n")
+        assert ic.owner_of('mmplain', owners) == ('(no distribution)', '2.0.1')
+        assert ic.requirement_problems('mmplain', '>=2.0', 'mmplain>=2.0', owners) == []
     finally:
         sys.path.remove(osp.join(root, 'site'))
         sys.path.remove(osp.join(REPO, 'tools'))
