@@ -22,8 +22,8 @@ def small_machine_env(environ, cpus):
     """Settings for a machine with fewer than SMALL_MACHINE_CPUS usable CPUs, where the user
     has set none: OpenMP threads that wait sleep (OMP_WAIT_POLICY=PASSIVE) instead of
     spinning, so that a job sharing the cores does not stall every parallel region (README,
-    Quick start: 4x less CPU time for the same steps on a shared 2-core machine). OpenMP reads
-    it when torch loads: set before the first import of torch."""
+    Quick start: a fifth of the CPU time for the same steps on a shared 2-core machine).
+    OpenMP reads it when torch loads: set before the first import of torch."""
     if cpus >= SMALL_MACHINE_CPUS or 'OMP_WAIT_POLICY' in environ:
         return {}
     return {'OMP_WAIT_POLICY': 'PASSIVE'}
