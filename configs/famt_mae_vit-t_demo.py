@@ -1,6 +1,6 @@
 # FAMT demo: tiny ViT on the embedded SyntheticObjects dataset, CPU friendly.
 # Random MAE masking for 2 epochs, then FAMT (mask .45 / throw .40) with weight
-# refreshes before epochs 2 and 4.
+# refreshes before epochs 3 and 5 (1-based, as every log line, picture and epoch_N.pth).
 #   python tools/train.py configs/famt_mae_vit-t_demo.py --work-dir work_dirs/famt_demo
 _base_ = [
     '_base_/models/famt_mae_vit-tiny-p8.py',

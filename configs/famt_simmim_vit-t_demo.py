@@ -1,6 +1,6 @@
 # FAMT SimMIM demo: tiny ViT on the embedded SyntheticObjects dataset, CPU friendly.
 # Random SimMIM masking for 2 epochs, then FAMT on 16-px units (mask .44 / throw .26) with
-# weight refreshes before epochs 2 and 4.
+# weight refreshes before epochs 3 and 5 (1-based, as the log lines count).
 #   python tools/train.py configs/famt_simmim_vit-t_demo.py --work-dir work_dirs/famt_simmim_demo
 _base_ = [
     '_base_/models/famt_simmim_vit-tiny-p8.py',

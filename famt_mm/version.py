@@ -1,1 +1,3 @@
-__version__ = '0.1.0'
+# The release this tree is (CHANGELOG.md has its changes and the earlier releases').
+__version__ = '0.3.0'
+version_info = tuple(int(part) for part in __version__.split('.'))

@@ -226,12 +226,12 @@ def test_hook_leaves_a_picture_per_refresh(tmp_path):
     assert vis.drawn_epochs == [1, 2]  # refreshes before epochs 1 and 2, never after the last
     image_dir = osp.join(runner.log_dir, 'vis_data', 'vis_image')
     pictures = {}
-    for epoch in (1, 2):
-        path = osp.join(image_dir, f'famt_masks_{epoch}.png')
+    for epoch in (1, 2):  # pictures are named by the 1-based epoch, as mmengine's lines
+        path = osp.join(image_dir, f'famt_masks_{epoch + 1}.png')
         assert osp.isfile(path), path
         pictures[epoch] = cv2.imread(path)[..., ::-1]
-    assert not osp.exists(osp.join(image_dir, 'famt_masks_0.png'))
-    assert not osp.exists(osp.join(image_dir, 'famt_masks_3.png'))
+    assert not osp.exists(osp.join(image_dir, 'famt_masks_1.png'))
+    assert not osp.exists(osp.join(image_dir, 'famt_masks_4.png'))
     assert pictures[1].shape == pictures[2].shape
     assert pictures[1].shape[0] > panel_box(1, 5, (SIZE, SIZE))[1]  # two rows, six columns
     for r in range(2):

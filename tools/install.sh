@@ -68,16 +68,19 @@ log "pip runs with: $(tr '\n' ' ' < "$cons")"
 
 # mmcv's setup.py and mmengine's config loader need pkg_resources (gone in setuptools 81).
 "${PIP[@]}" -c "$cons" "setuptools>=77,<81" wheel
-# Everything but torch and mmcv: the OpenMMLab packages list mmcv only as an extra, so pip
-# never tries to build it here; torchvision comes unpinned, pip picks the one for this torch.
+# What install_check.py found missing, by module: a module some other distribution
+# installed (onedl-mmengine for mmengine, ...) counts and is never installed a second time;
+# a missing OpenMMLab module comes from the family of the installed mmengine. mmcv is
+# handled below (the OpenMMLab packages list it only as an extra, so pip never builds it).
 reqs="$(mktemp)"
 {
-  echo torchvision
-  cat "$ROOT"/requirements/{runtime,optional}.txt
-  grep -v '^mmcv' "$ROOT/requirements/mminstall.txt"
-  [ "$WITH_TESTS" = 1 ] && cat "$ROOT/requirements/tests.txt"
+  "$PY" -I -c 'import torchvision' >/dev/null 2>&1 || echo torchvision
+  missing | awk -F'\t' '$1 == "pip" {split($2, w, " "); print w[1]}'
 } > "$reqs"
-"${PIP[@]}" -c "$cons" -r "$reqs"
+if [ -s "$reqs" ]; then
+  log "pip installs: $(tr '\n' ' ' < "$reqs")"
+  "${PIP[@]}" -c "$cons" -r "$reqs"
+fi
 rm -f "$reqs"
 
 # mmcv: keep a working one; else its Python part, or (asked for) the compiled ops.
@@ -96,11 +99,12 @@ if [ "$WITH_OPS" != 1 ]; then
     "${PIP[@]}" -c "$cons" --no-deps mmcv-lite==2.1.0
   fi
 elif ! have_ops; then
-  user_mmcv="$("$PY" -I -c 'import importlib.metadata as m; print(m.version("mmcv"))' \
-    2>/dev/null || true)"
-  if [ -n "$user_mmcv" ] && [ "$user_mmcv" != 2.1.0 ]; then
-    die "mmcv $user_mmcv without compiled ops is installed and install.sh keeps an installed" \
-      "mmcv: build its ops yourself, or \`pip uninstall mmcv\` and run this again"
+  user_mmcv="$("$PY" -I "$ROOT/tools/install_check.py" owner mmcv)"  # "DIST VERSION"
+  if [ -n "$user_mmcv" ] && [ "$user_mmcv" != "mmcv 2.1.0" ] \
+      && [ "${user_mmcv%% *}" != mmcv-lite ]; then
+    die "$user_mmcv (module mmcv) without compiled ops is installed and install.sh keeps an" \
+      "installed mmcv: build its ops yourself, or \`pip uninstall ${user_mmcv%% *}\` and run" \
+      "this again"
   fi
   mkdir -p "$CACHE_DIR"
   for dir in "$WHEEL_CACHE" "$CACHE_DIR"; do

@@ -57,6 +57,8 @@ def main(argv=None):
     if args.amp:
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
     adapt_cfg_to_device(cfg, args.launcher)
+    from famt_mm.datasets.dataset_checks import check_dataset_files
+    check_dataset_files(cfg)  # ImageNet subsets, empty annotation files: the fix named
     if args.launcher != 'none':
         import torch
         if not torch.cuda.is_available():

@@ -15,7 +15,44 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+SMALL_MACHINE_CPUS = 4
+
+
+def small_machine_env(environ, cpus):
+    """Settings for a machine with fewer than SMALL_MACHINE_CPUS usable CPUs, where the user
+    has set none: OpenMP threads that wait sleep (OMP_WAIT_POLICY=PASSIVE) instead of
+    spinning, so that a job sharing the cores does not stall every parallel region (README,
+    Quick start: a fifth of the CPU time for the same steps on a shared 2-core machine).
+    OpenMP reads it when torch loads: set before the first import of torch."""
+    if cpus >= SMALL_MACHINE_CPUS or 'OMP_WAIT_POLICY' in environ:
+        return {}
+    return {'OMP_WAIT_POLICY': 'PASSIVE'}
+
+
+def usable_cpus():
+    return (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+            else os.cpu_count() or 1)
+
+
+def fit_workers_to_cpus(cfg, cpus):
+    """On a machine with fewer than SMALL_MACHINE_CPUS usable CPUs, at most ``cpus - 1``
+    data-loader workers per loader, so the model's threads keep a core (README, Quick start);
+    the message for the log, or None."""
+    if cpus >= SMALL_MACHINE_CPUS:
+        return None
+    changed = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(loader) and cfg[loader].get('num_workers', 0) > cpus - 1:
+            changed.append(f"{loader}.num_workers {cfg[loader]['num_workers']} -> {cpus - 1}")
+            cfg[loader]['num_workers'] = cpus - 1
+            if cpus - 1 == 0:
+                cfg[loader]['persistent_workers'] = False  # torch refuses it without workers
+    return (f'{cpus} usable CPUs: ' + ', '.join(changed) + ' (the model keeps a core)'
+            if changed else None)
+
+
+os.environ.update(small_machine_env(os.environ, usable_cpus()))
+from mmengine.config import Config, DictAction  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from famt_mm.compat import (adapt_cfg_to_device, init_cpu_distributed,  # noqa: E402
@@ -118,7 +155,10 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config)
     cfg = merge_args(cfg, args)
+    workers_note = fit_workers_to_cpus(cfg, usable_cpus())
     adapt_cfg_to_device(cfg, args.launcher, allow_cpu=args.allow_cpu or None)
+    from famt_mm.datasets.dataset_checks import check_dataset_files
+    check_dataset_files(cfg)  # ImageNet subsets, empty annotation files: the fix named
     import torch
     if args.launcher != 'none' and not torch.cuda.is_available():
         init_cpu_distributed(
@@ -133,6 +173,11 @@ def main(argv=None):
             cfg.load_from = good
         resume_note = resume_warning(good, skipped)
     runner = build_runner(cfg)
+    from famt_mm.engine.hooks import ResumeBatchCheckHook
+    if not any(isinstance(hook, ResumeBatchCheckHook) for hook in runner.hooks):
+        runner.register_hook(ResumeBatchCheckHook())  # names a resume with another batch
+    if workers_note:
+        runner.logger.info(workers_note)
     if resume_note:
         runner.logger.warning(resume_note)
     if args.resume == 'auto':

@@ -30,7 +30,7 @@ def shrink_options(data_root: str, max_epochs: int = 3, img_size: int = 64,
                    batch_size: int = 16, refresh_batch: int = 4,
                    dist_timeout: int = 60) -> List[str]:
     """--cfg-options that shrink configs/famt_mae_vit-b_in1k.py to a rehearsal: ViT-tiny
-    (DeiT-T) on ``img_size`` crops (16 px patches), the JPEG folder, FAMT from epoch 1 with a
+    (DeiT-T) on ``img_size`` crops (16 px patches), the JPEG folder, FAMT from epoch 2 (counted from 1) with a
     refresh before every epoch into the file bank, the collective timeout ``dist_timeout``."""
     grid = (img_size // 16) ** 2
     options = {
@@ -181,13 +181,13 @@ def rehearse(root: str, nproc: int = 4, images: int = 3000, kill_rank: int = 1,
              dist_timeout: int = 60, img_size: int = 64, batch_size: int = 16,
              refresh_batch: int = 4, seed: int = 0, log=None) -> Rehearsal:
     """Generate the JPEG folder (``root/data``), train with ``nproc`` processes until the
-    second refresh (before epoch 2), SIGKILL ``kill_rank`` in it, resume, and check."""
+    second refresh (before epoch 3, counted from 1 as in the log), SIGKILL ``kill_rank`` in it, resume, and check."""
     data = osp.join(root, 'data')
     make_jpeg_folder(data, images, seed)
     work = osp.join(root, 'work')
     options = shrink_options(data, 3, img_size, batch_size, refresh_batch, dist_timeout)
     killed = launch(nproc, work, options, kill_rank=kill_rank,
-                    kill_pattern=r'FAMT refresh \(epoch 2\): \d+/\d+ images', log=log)
+                    kill_pattern=r'FAMT refresh \(epoch 3\): \d+/\d+ images', log=log)
     resumed = launch(nproc, work, options, resume=True, log=log)
     result = Rehearsal(killed, resumed)
     p = result.problems
@@ -195,7 +195,7 @@ def rehearse(root: str, nproc: int = 4, images: int = 3000, kill_rank: int = 1,
         p.append('run 1 never reached the second refresh')
     if killed.returncode == 0:
         p.append('run 1 ended normally although a rank was killed')
-    if 'FAMT refresh before epoch 2:' in killed.output:
+    if 'FAMT refresh before epoch 3:' in killed.output:
         p.append('the kill came after the second refresh had finished')
     if killed.seconds_after_kill is not None and killed.seconds_after_kill >= dist_timeout:
         p.append(f'run 1 took {killed.seconds_after_kill:.0f}s after the kill (timeout '
@@ -206,10 +206,10 @@ def rehearse(root: str, nproc: int = 4, images: int = 3000, kill_rank: int = 1,
             break
     if resumed.returncode != 0:
         p.append(f'the resumed run failed (rc {resumed.returncode})')
-    if 'FAMT: restored the weight bank of epoch 1' not in resumed.output:
-        p.append('the resumed run did not restore the bank of epoch 1')
-    if 'FAMT refresh before epoch 2:' not in resumed.output:
-        p.append('the resumed run did not redo the refresh before epoch 2')
+    if 'FAMT: restored the weight bank of epoch 2' not in resumed.output:
+        p.append('the resumed run did not restore the bank of epoch 2')
+    if 'FAMT refresh before epoch 3:' not in resumed.output:
+        p.append('the resumed run did not redo the refresh before epoch 3')
     found = re.findall(r'the \d+ ranks hold the same bank \(SHA-1 per rank: \[([^\]]*)\]',
                        resumed.output)
     if found:

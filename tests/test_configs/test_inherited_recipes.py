@@ -90,10 +90,10 @@ def test_inherited_vit_l_recipe_trains_through_the_switch_and_a_refresh(tmp_path
     proc = run_tool(['tools/train.py', 'configs/famt_mae_vit-l_in1k.py', '--work-dir', str(work),
                      '--cfg-options', f'train_dataloader.dataset.data_root={data}'] + SHRINK)
     log = proc.stdout + proc.stderr
-    assert 'FAMT: epoch 0 trains with random masking' in log
-    assert 'FAMT refresh before epoch 1: 16 images' in log
-    assert 'FAMT: epoch 1 trains with FAMT masking and throwing' in log
+    assert 'FAMT: epoch 1 trains with random masking' in log
     assert 'FAMT refresh before epoch 2: 16 images' in log
+    assert 'FAMT: epoch 2 trains with FAMT masking and throwing' in log
+    assert 'FAMT refresh before epoch 3: 16 images' in log
     ckpt = load_local_checkpoint(str(work / 'epoch_3.pth'))
     assert ckpt['famt']['bank'].shape == (16, 4, 4)
     assert ckpt['meta']['epoch'] == 3

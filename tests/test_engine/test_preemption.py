@@ -69,24 +69,24 @@ def test_sigkill_mid_epoch_and_mid_refresh_then_resume(tmp_path):
     out1 = str(tmp_path / 'run1.txt')
     cfg1 = config('run1', hooks=[dict(type='FAMTTestHangOnRank', rank=0, iter=11)])
     log1 = kill_when(start_train(cfg1, work, out1), out1, r'Epoch\(train\) \[3\]\[1/5\]')
-    assert 'FAMT refresh before epoch 1:' in log1
+    assert 'FAMT refresh before epoch 2:' in log1
     assert osp.isfile(ckpt(2)) and not osp.isfile(ckpt(3))
     bank_e1 = load_local_checkpoint(ckpt(2))['famt']
     assert bank_e1['bank_epoch'] == 1
 
-    # 2) resumed: same bank, same phase; killed inside the refresh before epoch 3
+    # 2) resumed: same bank, same phase; killed inside the refresh before epoch 4
     out2 = str(tmp_path / 'run2.txt')
     cfg2 = config('run2', refresh_hold=[dict(type='FAMTTestHangAfter', samples=2)])
     log2 = kill_when(start_train(cfg2, work, out2, resume=True), out2,
                      'FAMT-TEST: hanging after 2 samples')
-    assert re.search(r'FAMT refresh \(epoch 3\): 2/40 images', log2)
+    assert re.search(r'FAMT refresh \(epoch 4\): 2/40 images', log2)
     assert f'Auto resumed from the latest checkpoint {ckpt(2)}' in log2
     assert 'resumed epoch: 2, iter: 10' in log2
-    assert 'FAMT: restored the weight bank of epoch 1 ((40, 4, 4), torch.float16)' in log2
-    assert 'FAMT: epoch 2 trains with FAMT masking and throwing (bank of epoch 1)' in log2
+    assert 'FAMT: restored the weight bank of epoch 2 ((40, 4, 4), torch.float16)' in log2
+    assert 'FAMT: epoch 3 trains with FAMT masking and throwing (bank of epoch 2)' in log2
     assert 'Epoch(train) [3][1/5]' in log2 and 'Epoch(train) [2]' not in log2
     assert 'FAMT refresh before epoch' not in log2  # epoch 2 reused the restored bank
-    assert 'FAMT refresh before epoch 3' not in log2  # killed mid-refresh
+    assert 'FAMT refresh before epoch 4' not in log2  # killed mid-refresh
     assert osp.isfile(ckpt(3)) and not osp.isfile(ckpt(4))
     saved = load_local_checkpoint(ckpt(3))['famt']
     assert saved['bank_epoch'] == 1
@@ -98,8 +98,8 @@ def test_sigkill_mid_epoch_and_mid_refresh_then_resume(tmp_path):
     assert proc.wait(timeout=TIMEOUT) == 0, open(out3).read()[-4000:]
     log3 = open(out3).read()
     assert 'resumed epoch: 3, iter: 15' in log3
-    assert 'FAMT: restored the weight bank of epoch 1' in log3
-    assert re.findall(r'FAMT refresh before epoch (\d+)', log3) == ['3']
+    assert 'FAMT: restored the weight bank of epoch 2' in log3
+    assert re.findall(r'FAMT refresh before epoch (\d+)', log3) == ['4']
     final = load_local_checkpoint(ckpt(4))
     assert final['famt']['bank_epoch'] == 3
     assert final['meta']['epoch'] == 4 and final['meta']['iter'] == 20

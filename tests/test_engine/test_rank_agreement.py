@@ -116,7 +116,7 @@ def test_an_exception_in_rank_1s_refresh_stops_all_4_ranks(tmp_path):
                  **{'train_dataloader.dataset.num_samples': 16})
     rc, out, seconds = dist_train(cfg, tmp_path / 'work', nproc=4, fault='refresh_raises:1')
     assert rc != 0
-    assert ('RankFailure: FAMT refresh before epoch 0 failed on rank(s) [1] (rank 1: '
+    assert ('RankFailure: FAMT refresh before epoch 1 failed on rank(s) [1] (rank 1: '
             'RuntimeError: injected failure in the refresh of rank 1); stopping every rank'
             ) in out
     assert 'Timed out' not in out and seconds < DIST_TIMEOUT + 60
@@ -175,7 +175,7 @@ def test_sigkill_in_the_bank_write_then_resume(tmp_path):
     rc, out, _ = dist_train(cfg, work, resume=True)
     assert rc == 0, out[-6000:]
     assert 'bank_epoch_0002.float16.npy.tmp, left by an interrupted bank write' in out
-    assert 'FAMT: restored the weight bank of epoch 1' in out
+    assert 'FAMT: restored the weight bank of epoch 2' in out
     # keep_banks=1, yet epoch_2.pth's bank (epoch 1) stays beside the new one
     assert sorted(os.listdir(bank_dir)) == ['bank_epoch_0001.float16.npy',
                                             'bank_epoch_0002.float16.npy']

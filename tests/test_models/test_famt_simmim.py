@@ -194,9 +194,9 @@ def test_famt_simmim_demo_trains_through_the_switch_and_a_refresh(tmp_path):
     work = str(tmp_path / 'work')
     proc = run_tool(['tools/train.py', cfg, '--work-dir', work])
     log = proc.stdout + proc.stderr
-    assert 'epoch 0 trains with random masking' in log
-    assert 'FAMT refresh before epoch 1' in log and 'FAMT refresh before epoch 2' in log
-    assert 'epoch 1 trains with FAMT masking and throwing' in log
+    assert 'epoch 1 trains with random masking' in log
+    assert 'FAMT refresh before epoch 2' in log and 'FAMT refresh before epoch 3' in log
+    assert 'epoch 2 trains with FAMT masking and throwing' in log
     ckpt = load_local_checkpoint(osp.join(work, 'epoch_3.pth'))
     # the bank is on the 2 x 2 UNIT grid of the 32 px images, refreshed before epoch 2
     assert ckpt['famt']['bank'].shape == (40, 2, 2) and ckpt['famt']['bank_epoch'] == 2

@@ -76,7 +76,29 @@ def test_famt_demo_config_trains_through_the_switch(tmp_path):
     work = str(tmp_path / 'work')
     proc = run_tool(['tools/train.py', cfg, '--work-dir', work])
     log = proc.stdout + proc.stderr
-    assert 'FAMT refresh before epoch 1' in log and 'FAMT refresh before epoch 2' in log
-    assert 'FAMT refresh before epoch 3' not in log
+    assert 'FAMT refresh before epoch 2' in log and 'FAMT refresh before epoch 3' in log
+    assert 'FAMT refresh before epoch 4' not in log
     ckpt = load_local_checkpoint(osp.join(work, 'epoch_3.pth'))
     assert ckpt['famt']['bank'].shape == (40, 4, 4) and ckpt['famt']['bank_epoch'] == 2
+
+
+def test_small_machines_get_passive_openmp_waits_unless_the_user_chose():
+    from tools.train import small_machine_env
+    assert small_machine_env({}, 2) == {'OMP_WAIT_POLICY': 'PASSIVE'}
+    assert small_machine_env({}, 1) == {'OMP_WAIT_POLICY': 'PASSIVE'}
+    assert small_machine_env({}, 4) == {}  # larger machines keep OpenMP's default
+    assert small_machine_env({'OMP_WAIT_POLICY': 'ACTIVE'}, 2) == {}
+
+
+def test_small_machines_keep_a_core_for_the_model():
+    from mmengine.config import Config
+
+    from tools.train import fit_workers_to_cpus
+    cfg = Config(dict(train_dataloader=dict(num_workers=2, persistent_workers=True),
+                      val_dataloader=None))
+    assert fit_workers_to_cpus(cfg, 8) is None and cfg.train_dataloader.num_workers == 2
+    note = fit_workers_to_cpus(cfg, 2)
+    assert cfg.train_dataloader.num_workers == 1 and 'num_workers 2 -> 1' in note
+    fit_workers_to_cpus(cfg, 1)
+    assert cfg.train_dataloader.num_workers == 0
+    assert cfg.train_dataloader.persistent_workers is False

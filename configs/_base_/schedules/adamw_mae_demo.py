@@ -13,8 +13,8 @@ optim_wrapper = dict(
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=1,
          convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=5, by_epoch=True, begin=1, end=6,
-         convert_to_iter_based=True),
+    # no `end` / `T_max`: mmengine ends the cosine at train_cfg.max_epochs (2 or more)
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, convert_to_iter_based=True),
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=6)
 auto_scale_lr = dict(base_batch_size=256)

@@ -67,8 +67,8 @@ class FAMTVisualizationHook(Hook):
             return
         if runner.rank == 0:
             grid = self.draw(runner)
-            runner.visualizer.add_image(self.name, grid, step=epoch)
-            runner.logger.info(f'FAMT: drew {self.name} of epoch {epoch} for images '
+            runner.visualizer.add_image(self.name, grid, step=epoch + 1)  # 1-based, as mmengine
+            runner.logger.info(f'FAMT: drew {self.name} of epoch {epoch + 1} for images '
                                f'{self.indices} ({grid.shape[1]} x {grid.shape[0]} px)')
         self.drawn_epochs.append(epoch)
 

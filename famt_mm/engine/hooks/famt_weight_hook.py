@@ -169,8 +169,8 @@ class FAMTWeightHook(Hook):
         if self.interval >= max_epochs - self.start_epoch and max_epochs - self.start_epoch > 1:
             runner.logger.warning(
                 f'FAMTWeightHook: interval={self.interval} >= the {max_epochs - self.start_epoch}'
-                f' FAMT epochs ({self.start_epoch}..{max_epochs - 1}): the weights are computed '
-                f'once, before epoch {self.start_epoch}, and never refreshed')
+                f' FAMT epochs ({self.start_epoch + 1}..{max_epochs}): the weights are computed '
+                f'once, before epoch {self.start_epoch + 1}, and never refreshed')
         h, w = model.grid_hw
         try:
             model.mask_generator.check_grid(h * w)
@@ -182,7 +182,7 @@ class FAMTWeightHook(Hook):
         if warning:
             runner.logger.warning(warning)
         n_refresh = len([e for e in range(max_epochs) if self.is_refresh_epoch(e, max_epochs)])
-        runner.logger.info(f'FAMT: random masking until epoch {self.start_epoch}, then FAMT '
+        runner.logger.info(f'FAMT: random masking until epoch {self.start_epoch + 1}, then FAMT '
                            f'masking; {n_refresh} weight refresh(es), every {self.interval} '
                            f'epochs; {model.mask_generator.extra_repr()}')
         model.mask_generator.set_bank(self.weight_bank)
@@ -200,15 +200,15 @@ class FAMTWeightHook(Hook):
         if needs:
             if not refresh_epoch:
                 without = flagged_ranks(famt and self.bank is None)
-                runner.logger.warning(f'FAMT: no weight bank at FAMT epoch {epoch} on rank(s) '
+                runner.logger.warning(f'FAMT: no weight bank at FAMT epoch {epoch + 1} on rank(s) '
                                       f'{without} (not restored); computing one now on every '
                                       'rank')
             self.refresh(runner)
         if famt != model.mask_generator.famt_active or not self._phase_logged:
             # once per process and at the switch: shows the phase a resumed run is in
             runner.logger.info(
-                f'FAMT: epoch {epoch} trains with ' + (
-                    f'FAMT masking and throwing (bank of epoch {self.bank_epoch})' if famt
+                f'FAMT: epoch {epoch + 1} trains with ' + (
+                    f'FAMT masking and throwing (bank of epoch {self.bank_epoch + 1})' if famt
                     else 'random masking'))
             self._phase_logged = True
         model.mask_generator.famt_active = famt
@@ -242,7 +242,7 @@ class FAMTWeightHook(Hook):
         problem = self._restore(runner, bank, info, dirs)
         problems = rank_problems(problem)
         if not problems:
-            runner.logger.info(f'FAMT: restored the weight bank of epoch {self.bank_epoch} '
+            runner.logger.info(f'FAMT: restored the weight bank of epoch {self.bank_epoch + 1} '
                                f'({tuple(self.bank.shape)}, {self.bank.dtype})')
             return
         self.weight_bank = None  # on every rank: restored nowhere, recomputed everywhere
@@ -299,8 +299,8 @@ class FAMTWeightHook(Hook):
         # the gather, instead of leaving the others waiting in it.
         shard = on_every_rank(lambda: compute_shard_maps(
             model, loader, gen.bank_dtype, amp,
-            Progress(runner.logger, runner.epoch, self.log_interval, loader.batch_size)),
-            f'FAMT refresh before epoch {runner.epoch}')
+            Progress(runner.logger, runner.epoch + 1, self.log_interval, loader.batch_size)),
+            f'FAMT refresh before epoch {runner.epoch + 1}')
         maps = self._gather_bank(model, shard.idx, shard.maps, len(loader.dataset))
         del shard.maps
         fallback, bad = shard.fallback, shard.bad
@@ -370,7 +370,7 @@ class FAMTWeightHook(Hook):
         entropy, top20 = map_statistics(bank.maps)
         n = bank.num_samples
         runner.logger.info(
-            f'FAMT refresh before epoch {runner.epoch}: {n} images in '
+            f'FAMT refresh before epoch {runner.epoch + 1}: {n} images in '
             f'{seconds:.1f}s ({n / max(seconds, 1e-9):.1f} img/s), fallback to '
             f'uniform: {n_fallback}, unreadable: {n_bad}, normalised entropy {entropy:.4f}, '
             f'mass in top 20% patches {top20:.3f}, '
