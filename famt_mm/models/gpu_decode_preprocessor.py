@@ -49,7 +49,18 @@ class FAMTGPUDecodePreprocessor(SelfSupDataPreprocessor):
                 f"decode='gpu') (FAMTJPEGCropRecord, PackInputs keeping them) ({e})") from e
         if len(shapes) != 1:
             raise ValueError(f'FAMTGPUDecodePreprocessor: one output size per batch, got {shapes}')
-        rgb = decode_crop_batch(jpegs, crops, flips, shapes.pop(), device=str(self.device))
+        out_hw, device = shapes.pop(), str(self.device)
+        try:
+            rgb = decode_crop_batch(jpegs, crops, flips, out_hw, device=device)
+        except RuntimeError as e:  # a batch error names no file: find the one that fails
+            for sample, jpeg, crop in zip(data_samples, jpegs, crops):
+                try:
+                    decode_crop_batch([jpeg], [crop], [False], out_hw, device=device)
+                except RuntimeError as one:
+                    raise OSError(
+                        f"cannot decode training image {sample.get('img_path', '?')} on "
+                        f'{device}: {one} (remove or replace the file)') from e
+            raise
         for sample in data_samples:  # the bytes are not needed past this point
             del sample.jpeg
         return rgb[:, [2, 1, 0]]

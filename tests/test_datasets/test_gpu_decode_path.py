@@ -3,6 +3,8 @@ configs/famt_mae_vit-b_in1k.py shrunk, through the switch and a refresh, against
 on today's CPU path (same seed): the same crop records exactly, the same normalised batches
 within decode_crop_batch's stated tolerance, the same refresh batches; one-sided switches stop
 at start naming the fix."""
+import os.path as osp
+
 import pytest
 import torch
 from mmengine.config import Config
@@ -116,3 +118,22 @@ def test_gpu_pipeline_refuses_what_it_cannot_do_on_the_device():
                       decode='gpu')
     with pytest.raises(ValueError, match='bicubic'):
         famt_pipeline([mae[0], dict(mae[1], interpolation='bilinear')] + mae[2:], decode='gpu')
+
+
+def test_an_undecodable_file_in_the_batch_is_named(data_root, tmp_path):
+    from mmcv.transforms import Compose
+    from mmpretrain.registry import MODELS, TRANSFORMS
+    good = osp.join(data_root, 'train', 'class_00', '000000.JPEG')
+    cut = str(tmp_path / 'cut.JPEG')  # header intact, scan data cut short (a partial copy)
+    data = open(good, 'rb').read()
+    open(cut, 'wb').write(data[:len(data) // 3])
+    mae = [dict(type='LoadImageFromFile'),
+           dict(type='RandomResizedCrop', scale=IMG, backend='pillow', interpolation='bicubic'),
+           dict(type='RandomFlip', prob=0.5), dict(type='PackInputs')]
+    pipeline = Compose([TRANSFORMS.build(t) for t in famt_pipeline(mae, decode='gpu')])
+    samples = [pipeline(dict(img_path=p, sample_idx=i))['data_samples']
+               for i, p in enumerate([good, cut])]
+    preprocessor = MODELS.build(dict(type='FAMTGPUDecodePreprocessor', mean=[0, 0, 0],
+                                     std=[1, 1, 1]))
+    with pytest.raises(OSError, match='cut.JPEG'):
+        preprocessor(dict(data_samples=samples), True)
