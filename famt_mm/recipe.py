@@ -56,8 +56,13 @@ def famt_pipeline(pipeline, decode=None):
     ``decode`` (e.g. ``'cv2-reduced'``, see ``famt_mm.datasets.decode_crop.DECODERS``):
     the ``LoadImageFromFile`` right before the crop and the crop become one
     ``FAMTDecodeRandomResizedCrop`` that decodes only what the crop needs (same crop
-    record; docs/benchmark.md, "The data budget").
+    record; docs/benchmark.md, "The data budget"). ``decode='gpu'``: the loader, the crop and
+    the ``RandomFlip`` after it become one ``FAMTJPEGCropRecord`` (file bytes, crop box and
+    flip, no pixels) and PackInputs keeps :data:`GPU_PACK_KEYS`; the model's data
+    preprocessor must then be ``FAMTGPUDecodePreprocessor`` (:func:`famt_data_preprocessor`).
     """
+    if decode == 'gpu':
+        return _gpu_pipeline(pipeline)
     out, crops, packs = [], 0, 0
     for step in _plain(list(pipeline)):
         name = _type_name(step).split('.')[-1]
@@ -96,6 +101,45 @@ def _decoding_crop(steps_before, crop, decode):
         crop['backend_args'] = load['backend_args']
     crop.pop('_scope_', None)
     return crop
+
+
+#: What PackInputs keeps beyond FAMT_META_KEYS on the GPU path: the preprocessor's input.
+GPU_PACK_KEYS = ('img_shape', 'jpeg', 'crop_xywh')
+
+
+def _gpu_pipeline(pipeline):
+    """``famt_pipeline(pipeline, decode='gpu')``: load + crop + flip -> FAMTJPEGCropRecord."""
+    steps = famt_pipeline(pipeline)
+    names = [_type_name(s).split('.')[-1] for s in steps]
+    at = names.index('FAMTRandomResizedCrop')
+    record = _decoding_crop(steps[:at], steps[at], 'gpu')
+    record.pop('decode'), record.pop('ignore_empty')
+    if record.get('interpolation', 'bilinear') != 'bicubic' or record.get('backend') != 'pillow':
+        raise ValueError(
+            "famt_pipeline(decode='gpu'): the GPU path resizes with antialiased bicubic, "
+            "which matches RandomResizedCrop(backend='pillow', interpolation='bicubic') "
+            f"only; the recipe's crop has {steps[at]}. Drop decode= for this pipeline")
+    after = steps[at + 1:]
+    flips = [s for s in after if _type_name(s).split('.')[-1] == 'RandomFlip']
+    others = [s for s in after if s not in flips and _type_name(s).split('.')[-1] != 'PackInputs']
+    if others or len(flips) > 1 or any(
+            f.get('direction', 'horizontal') != 'horizontal' for f in flips):
+        raise ValueError(
+            "famt_pipeline(decode='gpu'): after the crop the GPU path does one horizontal "
+            f'RandomFlip only (on the device), found {[_type_name(s) for s in after]}; '
+            'drop decode= for this pipeline')
+    record.update(type='FAMTJPEGCropRecord', flip_prob=flips[0].get('prob', 0.5) if flips
+                  else None)
+    pack = dict(steps[names.index('PackInputs')])
+    pack['meta_keys'] = tuple(pack['meta_keys']) + tuple(
+        k for k in GPU_PACK_KEYS if k not in pack['meta_keys'])
+    return steps[:at - 1] + [record, pack]
+
+
+def famt_data_preprocessor(decode=None):
+    """Merged onto the inherited ``data_preprocessor`` (mean, std, to_rgb stay): with
+    ``decode='gpu'`` the type that decodes the batch on the model's device, else nothing."""
+    return dict(type='FAMTGPUDecodePreprocessor') if decode == 'gpu' else {}
 
 
 def famt_model(**mask_generator):

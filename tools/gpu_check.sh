@@ -9,7 +9,8 @@
 #      ViT-B/16 batch 512 and ViT-L/16 batch $L_BATCH (default 256);
 #   4. configs/famt_mae_vit-b_in1k.py on 512 generated JPEGs (ImageNet layout), 3 epochs through
 #      the switch and two refreshes, the bank in a file (the per-step row path reads it):
-#      AMP fp16 (the recipe's own), AMP bf16 with decode='cv2-reduced', and the bf16 run with
+#      AMP fp16 (the recipe's own), AMP bf16 with decode='gpu' (nvJPEG decoding, crop, resize
+#      and flip in the model's data preprocessor; the CPU only reads files), and the bf16 run with
 #      two processes where the machine has two GPUs (the table says so where it has one);
 #   5. the table; exit status 1 with one "FAIL: <run>: <reason>" line per failure: a failed or
 #      missing step, a traceback, a non-finite loss, "fallback to uniform: N" with N > 0, fewer
@@ -120,7 +121,7 @@ write_config() {  # NAME AMP_DTYPE DECODE
   local file="$OUT/configs/$1.py"
   {
     echo "_base_ = '$ROOT/configs/famt_mae_vit-b_in1k.py'"
-    echo "from famt_mm.recipe import famt_pipeline  # noqa: E402"
+    echo "from famt_mm.recipe import famt_data_preprocessor, famt_pipeline  # noqa: E402"
     echo "custom_imports = dict(imports=['famt_mm', 'famt_mm.analysis.gpu_check'],"
     echo "                      allow_failed_imports=False)"
     echo "train_dataloader = dict(batch_size=$BATCH, num_workers=$WORKERS,"
@@ -128,6 +129,7 @@ write_config() {  # NAME AMP_DTYPE DECODE
     echo "                        persistent_workers=$persistent,"
     echo "                        dataset=dict(data_root='$OUT/imagenet', pipeline=famt_pipeline("
     echo "                            _base_.train_pipeline, decode=${3:-None})))  # noqa: F821"
+    echo "data_preprocessor = famt_data_preprocessor(decode=${3:-None})"
     echo "custom_hooks = [dict(type='FAMTWeightHook', start_epoch=1, interval=1, batch_size=$BATCH,"
     echo "                     num_workers=$WORKERS, bank_storage='file', log_interval=1),"
     echo "                dict(type='GPUCheckReportHook')]"
@@ -151,11 +153,11 @@ write_config() {  # NAME AMP_DTYPE DECODE
 train_plan=""
 cfg16="$(write_config in1k_fp16 "$amp16" "" | tail -n 1)"
 [ "$MODE" = dry ] && write_config in1k_fp16 "$amp16" "" | sed '$d'
-cfgbf="$(write_config in1k_bf16_fastdecode "$amp_bf" "'cv2-reduced'" | tail -n 1)"
-[ "$MODE" = dry ] && write_config in1k_bf16_fastdecode "$amp_bf" "'cv2-reduced'" | sed '$d'
+cfgbf="$(write_config in1k_bf16_gpudecode "$amp_bf" "'gpu'" | tail -n 1)"
+[ "$MODE" = dry ] && write_config in1k_bf16_gpudecode "$amp_bf" "'gpu'" | sed '$d'
 amp_json() { [ -n "$1" ] && echo "\"$1\"" || echo null; }
 allow_cpu=$( [ "$MODE" = smoke ] && echo 1 || echo 0 )
-for run in "in1k_fp16:$cfg16:$amp16" "in1k_bf16_fastdecode:$cfgbf:$amp_bf"; do
+for run in "in1k_fp16:$cfg16:$amp16" "in1k_bf16_gpudecode:$cfgbf:$amp_bf"; do
   IFS=: read -r name cfg amp <<< "$run"
   rm -rf "$OUT/train_$name"
   step "$name" env FAMT_ALLOW_CPU=$allow_cpu "$PY" tools/train.py "$cfg" \

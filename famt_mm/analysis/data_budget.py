@@ -36,12 +36,12 @@ GPU_PATH = 'famt gpu-path (CPU side)'
 
 def pipelines(decoders: Sequence[str] = DECODERS) -> Dict[str, list]:
     """Name -> transform configs: MAE's, FAMT's (``famt_pipeline``), FAMT's with each
-    ``decode=`` switch, and the CPU side of the GPU decoding path."""
+    ``decode=`` switch, and the CPU side of the GPU decoding path (``decode='gpu'``: the
+    record and ``PackInputs``, what a loader worker runs in training)."""
     out = {'mae': [dict(t) for t in MAE_PIPELINE], 'famt': famt_pipeline(MAE_PIPELINE)}
     for decode in decoders:
         out[f'famt decode={decode}'] = famt_pipeline(MAE_PIPELINE, decode=decode)
-    out[GPU_PATH] = [dict(type='FAMTJPEGCropRecord', scale=224, crop_ratio_range=(0.2, 1.0),
-                          flip_prob=0.5)]
+    out[GPU_PATH] = famt_pipeline(MAE_PIPELINE, decode='gpu')
     return out
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from ..bank import file_checksum
-from ..datasets.jpeg_folder import make_jpeg_folder
+from ..datasets.imagenet_like_jpegs import make_imagenet_like_root
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'famt_mae_vit-b_in1k.py')
@@ -183,7 +183,7 @@ def rehearse(root: str, nproc: int = 4, images: int = 3000, kill_rank: int = 1,
     """Generate the JPEG folder (``root/data``), train with ``nproc`` processes until the
     second refresh (before epoch 3, counted from 1 as in the log), SIGKILL ``kill_rank`` in it, resume, and check."""
     data = osp.join(root, 'data')
-    make_jpeg_folder(data, images, seed)
+    make_imagenet_like_root(data, images, seed)
     work = osp.join(root, 'work')
     options = shrink_options(data, 3, img_size, batch_size, refresh_batch, dist_timeout)
     killed = launch(nproc, work, options, kill_rank=kill_rank,

@@ -7,4 +7,3 @@ from .imagenet_like_jpegs import make_imagenet_like_jpegs, make_imagenet_like_ro
 from .synthetic_objects import (SHAPE_CLASSES, SyntheticObjects,  # noqa: F401
                                 mask_cell_fraction, render_synthetic_object,
                                 synthetic_label)
-from .jpeg_folder import make_jpeg_folder  # noqa: F401

@@ -221,13 +221,15 @@ class FAMTJPEGCropRecord(FAMTRandomResizedCrop):
     original pixels), ``ori_shape``, ``famt_crop`` (as :class:`FAMTRandomResizedCrop`, same
     random calls), ``flip`` and ``flip_direction`` (drawn after the box by mmcv's
     ``RandomFlip(prob=flip_prob)``, horizontal: the same random calls as ``RandomFlip``
-    after the crop). :func:`decode_crop_batch` makes the pixels on the device.
+    after the crop; ``flip_prob=None``: no flip and no draw, as a pipeline without
+    ``RandomFlip``). :func:`decode_crop_batch` makes the pixels on the device.
     """
 
-    def __init__(self, *args, flip_prob: float = 0.5, backend_args: Optional[dict] = None,
-                 **crop_args):
+    def __init__(self, *args, flip_prob: Optional[float] = 0.5,
+                 backend_args: Optional[dict] = None, **crop_args):
         super().__init__(*args, **crop_args)
-        self.flipper = RandomFlip(prob=flip_prob, direction='horizontal')
+        self.flipper = None if flip_prob is None else RandomFlip(prob=flip_prob,
+                                                                 direction='horizontal')
         self.backend_args = backend_args
 
     def transform(self, results: dict) -> dict:
@@ -242,7 +244,7 @@ class FAMTJPEGCropRecord(FAMTRandomResizedCrop):
                 cv2.IMWRITE_JPEG_QUALITY, 100, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
                 cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])[1].tobytes()
         top, left, ch, cw = self.rand_crop_params(np.empty((h, w, 0), np.uint8))
-        direction = self.flipper._choose_direction()
+        direction = self.flipper._choose_direction() if self.flipper else None
         results.update(jpeg=np.frombuffer(bytearray(data), np.uint8),
                        crop_xywh=(left, top, cw, ch),
                        ori_shape=(h, w), img_shape=tuple(self.scale),

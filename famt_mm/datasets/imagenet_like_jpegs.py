@@ -78,11 +78,23 @@ def make_imagenet_like_jpegs(root: str, n: int, seed: int = 0, quality: int = 90
 def make_imagenet_like_root(data_root: str, n: int, seed: int = 0) -> str:
     """An ImageNet-layout ``data_root`` for mmpretrain's ``ImageNet(split='train')``:
     ``train/class_XX/*.JPEG`` and ``meta/train.txt`` ("path label" lines; the annotation
-    file lets 10 folders stand for ImageNet's 1000 classes). Returns ``data_root``."""
+    file lets 10 folders stand for ImageNet's 1000 classes). Returns ``data_root``.
+
+    A root already holding the same ``meta/train.txt`` and its files is reused as it is
+    (minutes saved for a rehearsal of thousands of images run again on the same root)."""
+    meta = osp.join(data_root, 'meta', 'train.txt')
+    stamp = osp.join(data_root, 'meta', 'generated.txt')
+    recipe = f'make_imagenet_like_root n={n} seed={seed}\n'
+    if osp.isfile(stamp) and open(stamp).read() == recipe and osp.isfile(meta):
+        rels = [line.split(' ')[0] for line in open(meta).read().splitlines()]
+        if len(rels) == n and all(osp.isfile(osp.join(data_root, 'train', r)) for r in rels):
+            return data_root
     paths = make_imagenet_like_jpegs(osp.join(data_root, 'train'), n, seed)
     os.makedirs(osp.join(data_root, 'meta'), exist_ok=True)
-    with open(osp.join(data_root, 'meta', 'train.txt'), 'w') as f:
+    with open(meta, 'w') as f:
         for path in paths:
             rel = osp.relpath(path, osp.join(data_root, 'train'))
             f.write(f"{rel} {int(rel.split('/')[0].split('_')[1])}\n")
+    with open(stamp, 'w') as f:  # written last: a half-written root is never reused
+        f.write(recipe)
     return data_root

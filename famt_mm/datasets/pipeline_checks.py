@@ -9,7 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from mmcv.transforms import LoadImageFromFile
 
-from .decode_crop import FAMTDecodeRandomResizedCrop
+from .decode_crop import FAMTDecodeRandomResizedCrop, FAMTJPEGCropRecord
 from .loading import FAMTLoadImageFromFile
 from .transforms import AUGMENTING, GEOMETRIC, FAMTRandomResizedCrop, transform_name
 
@@ -87,8 +87,43 @@ def check_sample_idx(dataset, probes: Sequence[int] = (0, -1)) -> None:
                 'images in one dataset (e.g. one ann_file) and repeat with more epochs')
 
 
+def check_decode_switch(transforms, preprocessor) -> None:
+    """``decode='gpu'`` is set in both places or in neither: a pipeline of
+    ``FAMTJPEGCropRecord`` (bytes, no pixels) needs ``FAMTGPUDecodePreprocessor``, which
+    decodes them, and that preprocessor without the record would train on what it was given
+    while the config asks for the GPU path."""
+    from ..models.gpu_decode_preprocessor import (GPU_DECODE_META_KEYS,
+                                                  FAMTGPUDecodePreprocessor)
+    records = [i for i, t in enumerate(transforms) if isinstance(t, FAMTJPEGCropRecord)]
+    on_device = isinstance(preprocessor, FAMTGPUDecodePreprocessor)
+    if records and not on_device:
+        raise ValueError(
+            "FAMTWeightHook: the training loader is built with decode='gpu' "
+            '(FAMTJPEGCropRecord: file bytes, no pixels) but the model\'s data preprocessor is '
+            f'{type(preprocessor).__name__}; add data_preprocessor = '
+            "famt_data_preprocessor(decode='gpu') (famt_mm.recipe) to the config")
+    if on_device and not records:
+        raise ValueError(
+            'FAMTWeightHook: the data preprocessor is FAMTGPUDecodePreprocessor but the '
+            "training pipeline decodes on the CPU; build the loader with famt_train_dataloader("
+            "..., decode='gpu') (famt_mm.recipe), or drop the preprocessor switch")
+    if not records:
+        return
+    if records[0] != len(transforms) - 2 or type(transforms[-1]).__name__ != 'PackInputs':
+        raise ValueError(
+            'FAMTWeightHook: FAMTJPEGCropRecord must be followed by PackInputs only (there are '
+            f'no pixels to transform on the CPU), found '
+            f'{[transform_name(t) for t in transforms[records[0] + 1:]]}')
+    missing = [k for k in GPU_DECODE_META_KEYS + ('img_shape', )
+               if k not in transforms[-1].meta_keys]
+    if missing:
+        raise ValueError(
+            f'FAMTWeightHook: PackInputs must keep {missing} in meta_keys on the GPU decoding '
+            "path; build the loader with famt_train_dataloader(..., decode='gpu')")
+
+
 def check_train_pipeline(dataset, input_hw: Tuple[int, int], grid_hw: Tuple[int, int],
-                         on_bad_image: str = 'fail') -> Optional[str]:
+                         on_bad_image: str = 'fail', preprocessor=None) -> Optional[str]:
     """Check the training set and its pipeline; return a warning to log, or None.
 
     The pipeline must crop with one ``FAMTRandomResizedCrop`` at the model's input size
@@ -97,10 +132,14 @@ def check_train_pipeline(dataset, input_hw: Tuple[int, int], grid_hw: Tuple[int,
     all mapped by ``map_weights_to_crop``); and
     ``PackInputs`` must keep :data:`GENERATOR_META_KEYS`. ``sample_idx`` must be the dataset
     position (:func:`check_sample_idx`). Wrapped datasets are checked through their inner ones.
+    With ``preprocessor`` (the model's) the ``decode='gpu'`` switch is checked too
+    (:func:`check_decode_switch`).
     """
     check_sample_idx(dataset)
     warning = None
     for inner in _inner_datasets(dataset):
+        if preprocessor is not None:
+            check_decode_switch(list(inner.pipeline.transforms), preprocessor)
         warning = _check_transforms(list(inner.pipeline.transforms), input_hw, grid_hw,
                                     on_bad_image) or warning
     return warning

@@ -3,8 +3,9 @@ from . import famt_sampling, famt_weights  # noqa: F401
 from .famt_mae import FAMTMAE, FAMTPretrainDecoder, FAMTPretrainHead, FAMTViT  # noqa: F401
 from .famt_simmim import (FAMTSimMIM, FAMTSimMIMHead, FAMTSimMIMLinearDecoder,  # noqa: F401
                           FAMTSimMIMViT, SimMIMViT)
+from .gpu_decode_preprocessor import FAMTGPUDecodePreprocessor  # noqa: F401
 from .mask_generator import FAMTMaskGenerator  # noqa: F401
 
 __all__ = ['FAMTMAE', 'FAMTViT', 'FAMTPretrainDecoder', 'FAMTPretrainHead', 'FAMTMaskGenerator',
            'FAMTSimMIM', 'FAMTSimMIMViT', 'FAMTSimMIMLinearDecoder', 'FAMTSimMIMHead',
-           'SimMIMViT']
+           'SimMIMViT', 'FAMTGPUDecodePreprocessor']

@@ -1,6 +1,7 @@
 """The decoding crop (FAMTDecodeRandomResizedCrop) and the GPU path's CPU side against today's
 Pillow path (LoadImageFromFile + FAMTRandomResizedCrop + RandomFlip): the same crop record
 exactly, the same pixels within a stated tolerance, accepted by the FAMT pipeline checks."""
+import os
 import os.path as osp
 
 import numpy as np
@@ -12,7 +13,8 @@ from PIL import Image
 
 import famt_mm  # noqa: F401
 from famt_mm.datasets import (DECODERS, FAMTDecodeRandomResizedCrop, FAMTJPEGCropRecord,
-                              decode_crop_batch, make_imagenet_like_jpegs)
+                              decode_crop_batch, make_imagenet_like_jpegs,
+                              make_imagenet_like_root)
 from famt_mm.datasets.decode_crop import largest_reduction
 from famt_mm.datasets.imagenet_like_jpegs import imagenet_like_image
 from famt_mm.datasets.pipeline_checks import check_refresh_pipeline, check_train_pipeline
@@ -66,6 +68,23 @@ def test_generated_folder_has_imagenet_like_files(tmp_path):
     assert all(150 <= min(s) and max(s) <= 1600 for s in sizes)
     assert make_imagenet_like_jpegs(str(tmp_path), 6, seed=3) == paths  # deterministic
     assert [Image.open(p).size for p in paths] == sizes
+
+
+def test_generated_root_reads_as_imagenet_and_is_reused(tmp_path):
+    from mmpretrain.datasets import ImageNet
+    root = make_imagenet_like_root(str(tmp_path / 'a'), 12, seed=3)
+    dataset = ImageNet(data_root=root, split='train')
+    assert len(dataset) == 12
+    info = dataset.get_data_info(5)
+    assert info['img_path'].endswith('class_03/000003.JPEG') and info['gt_label'] == 3
+    kb = np.mean([os.path.getsize(dataset.get_data_info(i)['img_path']) for i in range(12)]) / 1e3
+    assert 30 < kb < 300  # photo-like, not flat colour (a few KB)
+    mtime = os.path.getmtime(info['img_path'])
+    make_imagenet_like_root(root, 12, seed=3)  # the same recipe: reused, not rewritten
+    assert os.path.getmtime(info['img_path']) == mtime
+    before = open(info['img_path'], 'rb').read()
+    make_imagenet_like_root(root, 12, seed=4)  # another seed: rewritten
+    assert open(info['img_path'], 'rb').read() != before
 
 
 def test_largest_reduction_keeps_the_output_size_on_both_sides():

@@ -121,11 +121,11 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     for step in ('install', 'data', 'imagenet', 'bench_b', 'bench_l', 'in1k_fp16',
-                 'in1k_bf16_fastdecode', 'in1k_bf16_2gpu'):
+                 'in1k_bf16_gpudecode', 'in1k_bf16_2gpu'):
         assert f'[gpu_check] {step}:' in out, step
     assert '--precision bf16' in out and '--batch 512' in out and '--gpu' in out
     assert "dtype='float16'" in out and "dtype='bfloat16'" in out
-    assert "decode='cv2-reduced'" in out and "bank_storage='file'" in out
+    assert "decode='gpu'" in out and "bank_storage='file'" in out
     assert 'tools/dist_train.sh' in out and 'FAMT_ALLOW_CPU=0' in out
     assert '[gpu_check] install: bash tools/install.sh' in out
     assert not list(tmp_path.glob('*.log'))  # nothing ran
@@ -140,10 +140,10 @@ def test_smoke_run_goes_through_every_step(tmp_path):
             if line.startswith('| ')}
     assert rows['machine'].startswith('| machine | CPU (smoke); 0 GPU(s)')
     assert 'FAMT ' in rows['ViT-T/16, batch 2, fp32']
-    for name in ('in1k_fp16', 'in1k_bf16_fastdecode'):
+    for name in ('in1k_fp16', 'in1k_bf16_gpudecode'):
         row = rows[f'training {name}']
         assert row.startswith(f'| training {name} | ok: OptimWrapper'), row
         assert '(4 FAMT)' in row and row.count('(file)') == 2
     assert 'famt decode=cv2-reduced' in rows['data pipelines, img/s per core']
     assert 'not run: this machine has 0 GPU(s)' in rows['two processes']
-    assert (tmp_path / 'train_in1k_bf16_fastdecode' / 'epoch_3.pth').is_file()
+    assert (tmp_path / 'train_in1k_bf16_gpudecode' / 'epoch_3.pth').is_file()

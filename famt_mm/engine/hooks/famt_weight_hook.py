@@ -178,7 +178,8 @@ class FAMTWeightHook(Hook):
             raise ValueError(f"FAMTWeightHook: the model's {h}x{w} patch grid ({h * w} "
                              f'patches) does not fit the mask generator: {e}') from e
         warning = check_train_pipeline(runner.train_dataloader.dataset, model.input_hw,
-                                       model.grid_hw, self.on_bad_image)
+                                       model.grid_hw, self.on_bad_image,
+                                       getattr(model, 'data_preprocessor', None))
         if warning:
             runner.logger.warning(warning)
         n_refresh = len([e for e in range(max_epochs) if self.is_refresh_epoch(e, max_epochs)])
