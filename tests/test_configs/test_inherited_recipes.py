@@ -137,5 +137,5 @@ def test_usual_pipeline_override_of_an_inherited_recipe_trains(tmp_path):
           f'train_dataloader.dataset.data_root={data}', 'train_cfg.max_epochs=2',
           'custom_hooks.0.num_workers=0'] + shrink)  # the real Runner, through the switch
     log = open(next(work.glob('*/*.log'))).read()
-    assert 'FAMT: epoch 1 trains with FAMT masking and throwing' in log
+    assert 'FAMT: epoch 2 trains with FAMT masking and throwing' in log
     assert 'Epoch(train) [2][4/4]' in log and 'Error' not in log
