@@ -32,10 +32,10 @@ import mmengine.fileio as fileio
 import numpy as np
 import torch
 from mmcv.transforms import RandomFlip
-from mmengine.logging import print_log
 from PIL import Image
 from mmpretrain.registry import TRANSFORMS
 
+from .loading import unreadable_image
 from .transforms import FAMTRandomResizedCrop
 
 #: ``decode=`` values of :class:`FAMTDecodeRandomResizedCrop` (see module doc).
@@ -197,13 +197,7 @@ class FAMTDecodeRandomResizedCrop(FAMTRandomResizedCrop):
                     _pil_view(bgr), (left, top, left + cw, top + ch),
                     (self.scale[1], self.scale[0]), _PILLOW_FILTERS[self.interpolation])), 1
         except Exception as e:  # noqa: BLE001  (any reader / decoder error)
-            if self.ignore_empty:
-                print_log(f'FAMTDecodeRandomResizedCrop: skipping unreadable image {path} '
-                          f'({type(e).__name__}: {e})', logger='current', level=30)
-                return None
-            raise OSError(f'cannot read training image {path}: {type(e).__name__}: {e} '
-                          '(remove or replace the file, or set ignore_empty=True to skip '
-                          'it)') from e
+            return unreadable_image('FAMTDecodeRandomResizedCrop', path, e, self.ignore_empty)
         results.update(img=img, img_shape=img.shape, ori_shape=(h, w),
                        famt_crop=(left / w, top / h, (left + cw) / w, (top + ch) / h),
                        famt_decode_factor=factor)

@@ -15,6 +15,18 @@ from mmengine.logging import print_log
 from mmpretrain.registry import TRANSFORMS
 
 
+def unreadable_image(transform: str, path: str, error: Exception, skip: bool) -> None:
+    """What a loading transform does with a file it cannot read: with ``skip`` warn naming
+    the file and return None (mmengine's dataset takes another image), else raise ``OSError``
+    naming it."""
+    if skip:
+        print_log(f'{transform}: skipping unreadable image {path} '
+                  f'({type(error).__name__}: {error})', logger='current', level=30)
+        return None
+    raise OSError(f'cannot read training image {path}: {type(error).__name__}: {error} '
+                  '(remove or replace the file, or set ignore_empty=True to skip it)') from error
+
+
 @TRANSFORMS.register_module()
 class FAMTLoadImageFromFile(LoadImageFromFile):
     """``LoadImageFromFile`` that names the file it cannot read (see module doc)."""
@@ -25,13 +37,7 @@ class FAMTLoadImageFromFile(LoadImageFromFile):
         try:
             out = super().transform(results)
         except Exception as e:  # noqa: BLE001  (any reader / decoder error)
-            if ignore_empty:
-                print_log(f'FAMTLoadImageFromFile: skipping unreadable image {path} '
-                          f'({type(e).__name__}: {e})', logger='current', level=30)
-                return None
-            raise OSError(f'cannot read training image {path}: {type(e).__name__}: {e} '
-                          '(remove or replace the file, or set ignore_empty=True to skip '
-                          'it)') from e
+            return unreadable_image('FAMTLoadImageFromFile', path, e, ignore_empty)
         finally:
             self.ignore_empty = ignore_empty
         return out
