@@ -168,7 +168,7 @@ def test_nan_and_inf_maps_fall_back_to_uniform_counted_and_training_goes_on(famt
     runner = Runner.from_cfg(own_logger(cfg))
     runner.train()
     log = run_log(runner)
-    assert 'interval=2 >= the 2 FAMT epochs (0..1): the weights are computed once' in log
+    assert 'interval=2 >= the 2 FAMT epochs (1..2): the weights are computed once' in log
     assert 'fallback to uniform: 2, unreadable: 0' in log
     assert '2 weight map(s) were NaN / inf / all zero and fell back to uniform: samples [3, 7]' \
         in log
