@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what is missing, pre-train FAMT on the embedded dataset (CPU: about 2 minutes of
+# Install what is missing, pre-train FAMT on the embedded dataset (CPU: about 1.5 minutes of
 # training, plus the install; measured: README, Quick start), and draw what it masked.
 #   bash tools/run_demo.sh [WORK_DIR]      (default work_dirs/famt_demo)
 set -euo pipefail
