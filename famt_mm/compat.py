@@ -187,6 +187,29 @@ def require_mmcv_ops(cfg):
             'Pre-training does not need them.') from None
 
 
+def unresolvable_package_config(error, config_path):
+    """Why ``pkg::`` in ``config_path`` (or its bases) failed although ``pkg`` imports, or None.
+
+    mmengine resolves ``pkg::path`` through the *distribution* named in its ``MODULE2PACKAGE``
+    (``mmseg`` -> ``mmsegmentation``): with a successor distribution (``onedl-mmsegmentation``)
+    the module imports but mmengine says it is not installed. The text names the path to write
+    instead (the package ships its configs in ``.mim/configs``).
+    """
+    import importlib.util
+    from mmengine.config.utils import MODULE2PACKAGE
+    m = re.match(r'(\S+) is not installed, please install', str(error))
+    modules = [k for k, v in MODULE2PACKAGE.items() if m and v == m.group(1)]
+    if not modules or importlib.util.find_spec(modules[0]) is None:
+        return None
+    module = modules[0]
+    configs = os.path.join(os.path.dirname(importlib.util.find_spec(module).origin), '.mim',
+                           'configs')
+    return (f"{config_path}: mmengine cannot resolve '{module}::' bases here: it looks for a "
+            f"distribution named '{m.group(1)}', and this environment's {module} comes from "
+            f'another one (e.g. a successor package). Write the base by path instead: '
+            f"'{module}::X' -> '{configs}/X'")
+
+
 def init_cpu_distributed(launcher, backend='gloo', timeout=None):
     """Initialise torch.distributed on CPU for ``pytorch`` / ``slurm`` launches.
 

@@ -1,4 +1,5 @@
 """The OpenMMLab stack imports, its compiled ops run, and our fixes are needed."""
+import os
 import pickle
 
 import numpy as np
@@ -47,3 +48,22 @@ def test_mmengine_checkpoints_load_on_modern_torch(tmp_path):
     import famt_mm  # noqa: F401  (installs the fix)
     loaded = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     assert loaded['meta']['epoch'] == 1 and torch.equal(loaded['state_dict']['w'], torch.ones(2))
+
+
+def test_unresolvable_package_config_names_the_path_to_write():
+    """mmengine resolves ``mmseg::`` by the distribution 'mmsegmentation'; where mmseg comes
+    from another distribution (onedl-mmsegmentation) the message names the path instead."""
+    import re
+
+    from famt_mm.compat import unresolvable_package_config
+    error = ModuleNotFoundError('mmsegmentation is not installed, please install '
+                                'mmsegmentation manually')  # mmengine's own words
+    why = unresolvable_package_config(error, 'configs/mmseg/x.py')
+    assert why.startswith("configs/mmseg/x.py: mmengine cannot resolve 'mmseg::' bases")
+    configs = re.search(r"-> '(\S+)/X'$", why).group(1)
+    assert os.path.isfile(os.path.join(configs, '_base_', 'models', 'upernet_mae.py'))
+    # a package that does not import here, or another error: mmengine's message stands
+    assert unresolvable_package_config(ModuleNotFoundError(
+        'mmaction2 is not installed, please install mmaction2 manually'), 'x.py') is None
+    assert unresolvable_package_config(ModuleNotFoundError("No module named 'foo'"),
+                                       'x.py') is None

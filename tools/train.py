@@ -56,7 +56,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from famt_mm.compat import (adapt_cfg_to_device, init_cpu_distributed,  # noqa: E402
-                            require_mmcv_ops)
+                            require_mmcv_ops, unresolvable_package_config)
 
 
 def parse_args(argv=None):
@@ -144,7 +144,13 @@ def build_runner(cfg):
 def load_config(path):
     """The config, its ``custom_imports`` imported once the stack can take them."""
     from mmengine.utils import import_modules_from_strings
-    cfg = Config.fromfile(path, import_custom_modules=False)
+    try:
+        cfg = Config.fromfile(path, import_custom_modules=False)
+    except ModuleNotFoundError as e:
+        why = unresolvable_package_config(e, path)
+        if why is None:
+            raise
+        raise RuntimeError(why) from None
     require_mmcv_ops(cfg)  # before custom_imports, which would import mmdet / mmseg models
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg['custom_imports'])
