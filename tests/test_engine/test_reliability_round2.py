@@ -5,6 +5,7 @@ losses, converters writing onto their source, unreadable images, wrong-architect
 The test-only components below are registered (``force=True``) so that a ``tools/train.py``
 subprocess reaches them with ``custom_imports`` of this module.
 """
+import glob
 import os
 import os.path as osp
 import re
@@ -125,16 +126,19 @@ def two_epochs(tmp_path_factory):
 def _copy_work(two_epochs, tmp_path):
     cfg, work = two_epochs
     dst = str(tmp_path / 'work')
-    shutil.copytree(work, dst)
+    # without the fixture's log folders: a run started in the same second as the fixture's
+    # would get the same timestamped folder name, and _last_log could read the wrong log
+    shutil.copytree(work, dst, ignore=lambda d, names: [
+        n for n in names if d == work and re.fullmatch(r'\d{8}_\d{6}', n)])
     with open(osp.join(dst, 'last_checkpoint'), 'w') as f:
         f.write(osp.join(dst, 'epoch_2.pth'))
     return cfg, dst
 
 
 def _last_log(work):
-    logs = sorted((d for d in os.listdir(work) if osp.isdir(osp.join(work, d))))
-    folder = osp.join(work, logs[-1])
-    return open(osp.join(folder, next(f for f in os.listdir(folder) if f.endswith('.log')))).read()
+    """The log of the newest run in ``work`` (mmengine: ``<YYYYmmdd_HHMMSS>/<same>.log``)."""
+    logs = sorted(glob.glob(osp.join(work, '[0-9]' * 8 + '_' + '[0-9]' * 6, '*.log')))
+    return open(logs[-1]).read()
 
 
 def test_resume_skips_a_truncated_latest_checkpoint(two_epochs, tmp_path):
