@@ -30,8 +30,9 @@ def shrink_options(data_root: str, max_epochs: int = 3, img_size: int = 64,
                    batch_size: int = 16, refresh_batch: int = 4,
                    dist_timeout: int = 60) -> List[str]:
     """--cfg-options that shrink configs/famt_mae_vit-b_in1k.py to a rehearsal: ViT-tiny
-    (DeiT-T) on ``img_size`` crops (16 px patches), the JPEG folder, FAMT from epoch 2 (counted from 1) with a
-    refresh before every epoch into the file bank, the collective timeout ``dist_timeout``."""
+    (DeiT-T) on ``img_size`` crops (16 px patches), the JPEG folder, FAMT from epoch 2
+    (counted from 1) with a refresh before every epoch into the file bank, the collective
+    timeout ``dist_timeout``."""
     grid = (img_size // 16) ** 2
     options = {
         'model.backbone.arch': 'deit-tiny',  # 192-d (the smallest arch a name selects)
@@ -181,7 +182,8 @@ def rehearse(root: str, nproc: int = 4, images: int = 3000, kill_rank: int = 1,
              dist_timeout: int = 60, img_size: int = 64, batch_size: int = 16,
              refresh_batch: int = 4, seed: int = 0, log=None) -> Rehearsal:
     """Generate the JPEG folder (``root/data``), train with ``nproc`` processes until the
-    second refresh (before epoch 3, counted from 1 as in the log), SIGKILL ``kill_rank`` in it, resume, and check."""
+    second refresh (before epoch 3, counted from 1 as in the log), SIGKILL ``kill_rank`` in
+    it, resume, and check."""
     data = osp.join(root, 'data')
     make_imagenet_like_root(data, images, seed)
     work = osp.join(root, 'work')
