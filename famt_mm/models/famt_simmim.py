@@ -39,38 +39,11 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from .famt_mae import FAMTViT, gather_patches, vit_term_context
+from .famt_sampling import pool_to_units, units_to_patches
 from .hook_guard import FAMTHookRequiredMixin
 
 __all__ = ['SimMIMViT', 'FAMTSimMIMViT', 'FAMTSimMIMLinearDecoder', 'FAMTSimMIMHead',
            'FAMTSimMIM', 'units_to_patches', 'pool_to_units']
-
-
-def units_to_patches(unit_ids: torch.Tensor, unit_grid_w: int, scale: int) -> torch.Tensor:
-    """Patch ids covered by mask units ``unit_ids`` (B x K, raster order on the unit grid).
-
-    A unit (i, j) of a grid ``unit_grid_w`` wide covers the ``scale x scale`` patches
-    (i * scale + a, j * scale + b) of the patch grid, ``unit_grid_w * scale`` wide.
-
-    Returns:
-        B x (K * scale * scale), each unit's patches consecutive, in the units' order.
-    """
-    offs = torch.arange(scale, device=unit_ids.device)
-    rows = torch.div(unit_ids, unit_grid_w, rounding_mode='floor') * scale  # B x K
-    cols = unit_ids % unit_grid_w * scale
-    patch_w = unit_grid_w * scale
-    ids = ((rows[..., None, None] + offs[:, None]) * patch_w
-           + cols[..., None, None] + offs[None, :])  # B x K x s x s
-    return ids.flatten(1)
-
-
-def pool_to_units(weights: torch.Tensor, scale: int) -> torch.Tensor:
-    """Mean of each unit's ``scale x scale`` patch weights: B x h x w -> B x h/s x w/s.
-
-    The mean is the public AMT code's sum divided by s * s: the Plackett-Luce draw and the
-    stored bank (each map divided by its maximum) do not change, and the values stay on
-    the patch weights' scale.
-    """
-    return F.avg_pool2d(weights.unsqueeze(1), scale).squeeze(1)
 
 
 @MODELS.register_module()

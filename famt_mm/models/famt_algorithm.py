@@ -1,0 +1,193 @@
+"""The FAMT algorithm contract: what a masked-image-modelling algorithm provides to take FAMT,
+and what it gets for it. Declared here, checked when the model is built.
+
+A FAMT algorithm is ``class FAMTX(FAMTAlgorithm, X)`` for an mmpretrain algorithm ``X``.
+
+It provides (:data:`PROVIDED`; a class missing one is refused when built, naming it):
+
+* ``plain_algorithm`` (class attribute): the mmpretrain type it extends, e.g. ``'MAE'``;
+* ``famt_types`` (class attribute): what ``famt_mm.recipe.famt_model`` merges onto the
+  inherited recipe's model, e.g. ``dict(type='FAMTMAE', backbone=dict(type='FAMTViT'))``;
+* ``famt_term_context(inputs)``: its encoder's :class:`TermContext` for whole, normalised
+  images B x 3 x H x W, on the patch grid (usually :func:`~.term_context.encoder_term_context`);
+* ``famt_loss(inputs, data_samples, split)``: the losses of one step, where ``split`` is a
+  :class:`FAMTSplit` of patch ids: masked patches carry the loss, thrown ones reach neither
+  the encoder nor any decoder, regressor or loss, visible ones are encoded;
+* ``famt_reconstruct(inputs, split)``: B x 3 x H x W pixels (visible patches as given,
+  masked ones predicted) for the pictures, or None where the target is not pixels.
+
+Optional: ``pretrain_only_keys`` (encoder state-dict keys, without ``backbone.``, that a
+plain ViT does not have, dropped by checkpoint conversion, e.g. ``('mask_token', )``) and
+``famt_unit_scale()`` (side of a mask unit in patches; 1 = per patch).
+
+It gets (this mixin): the ``FAMTMaskGenerator`` built from ``mask_generator``; ``grid_hw``
+(masking grid), ``patch_grid_hw``, ``unit_scale``, ``input_hw``; ``loss`` (draws the split,
+then ``famt_loss``); ``famt_split``; ``compute_famt_weights`` (the refresh's weights, pooled
+onto the masking grid); the refusal to train without ``FAMTWeightHook``; and through these,
+``FAMTWeightHook``'s refresh and bank, the pictures, the benchmark, ``recipe.famt_model`` and
+checkpoint conversion. docs/design.md, "Algorithms".
+"""
+from typing import Dict, List, NamedTuple, Optional, Tuple, Type
+
+import torch
+from mmpretrain.registry import MODELS
+
+from .famt_sampling import pool_to_units, units_to_patches
+from .hook_guard import FAMTHookRequiredMixin
+from .weight_terms import TermContext
+
+__all__ = ['FAMTSplit', 'FAMTAlgorithm', 'PROVIDED', 'FAMT_ALGORITHMS', 'missing_contract',
+           'check_famt_algorithm', 'famt_algorithm_for', 'pretrain_only_keys']
+
+#: Every FAMT algorithm class, by its registered name (filled by subclassing).
+FAMT_ALGORITHMS: Dict[str, Type['FAMTAlgorithm']] = {}
+
+#: What an algorithm must provide (see the module docstring).
+PROVIDED = ('plain_algorithm', 'famt_types', 'famt_term_context', 'famt_loss',
+            'famt_reconstruct')
+
+
+class FAMTSplit(NamedTuple):
+    """One step's sets, as PATCH ids in raster order on the patch grid (units expanded).
+
+    masked: B x M; thrown: B x T; visible: B x V (M + T + V = L patches).
+    units: the (masked, thrown, visible) ids on the masking grid, as drawn.
+    """
+    masked: torch.Tensor
+    thrown: torch.Tensor
+    visible: torch.Tensor
+    units: Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class _Required:
+    """Marks a contract member the algorithm has not provided."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        return self
+
+
+class FAMTAlgorithm(FAMTHookRequiredMixin):
+    """Base of every FAMT algorithm; put it first: ``class FAMTMAE(FAMTAlgorithm, MAE)``.
+
+    Args:
+        mask_generator (dict): config of ``FAMTMaskGenerator``; its ratios are of mask units.
+        **kwargs: the mmpretrain algorithm's arguments.
+    """
+
+    plain_algorithm = _Required('plain_algorithm')
+    famt_types = _Required('famt_types')
+    famt_term_context = _Required('famt_term_context')
+    famt_loss = _Required('famt_loss')
+    famt_reconstruct = _Required('famt_reconstruct')
+    pretrain_only_keys: Tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        FAMT_ALGORITHMS[cls.__name__] = cls
+
+    def __init__(self, *args, mask_generator: dict = dict(type='FAMTMaskGenerator'), **kwargs):
+        check_famt_algorithm(type(self))
+        super().__init__(*args, **kwargs)
+        self.mask_generator = MODELS.build(mask_generator)
+        embed = self.backbone.patch_embed.projection
+        self.patch_size = tuple(int(p) for p in embed.kernel_size)
+        self.patch_grid_hw = tuple(int(g) for g in self.backbone.patch_resolution)
+        self.input_hw = (self.patch_grid_hw[0] * self.patch_size[0],
+                         self.patch_grid_hw[1] * self.patch_size[1])
+        img_size = tuple(getattr(self.backbone, 'img_size', self.input_hw))
+        if img_size != self.input_hw:
+            raise ValueError(
+                f'{type(self).__name__}: the backbone input size {img_size} is not a multiple '
+                f'of the patch size {self.patch_size} (the patch embedding would pad it, and '
+                'the weight maps would not match the image); use a multiple of the patch size')
+        self.unit_scale = int(self.famt_unit_scale())
+        if self.unit_scale < 1 or any(g % self.unit_scale for g in self.patch_grid_hw):
+            raise ValueError(f'{type(self).__name__}: a mask unit of {self.unit_scale} patches '
+                             f'does not tile the {self.patch_grid_hw} patch grid')
+        self.grid_hw = tuple(g // self.unit_scale for g in self.patch_grid_hw)
+        self.mask_generator.check_grid(self.grid_hw[0] * self.grid_hw[1])
+
+    def famt_unit_scale(self) -> int:
+        """Side of a mask unit in patches (SimMIM: 2); 1 masks per patch."""
+        return 1
+
+    # -- what the algorithm gets ------------------------------------------------------------
+    def famt_split(self, data_samples, batch_size: int, device,
+                   generator: Optional[torch.Generator] = None) -> FAMTSplit:
+        """This step's masked / thrown / visible sets (drawn by the mask generator)."""
+        units = self.mask_generator.sample(data_samples, self.grid_hw, batch_size, device,
+                                           generator=generator)
+        return self.split_from_units(units)
+
+    def split_from_units(self, units: Tuple[torch.Tensor, ...]) -> FAMTSplit:
+        """A :class:`FAMTSplit` from ids on the masking grid (each B x K)."""
+        if self.unit_scale == 1:
+            return FAMTSplit(*units, units=tuple(units))
+        patches = [units_to_patches(u, self.grid_hw[1], self.unit_scale) for u in units]
+        return FAMTSplit(*patches, units=tuple(units))
+
+    def loss(self, inputs, data_samples: List, **kwargs) -> Dict[str, torch.Tensor]:
+        images = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+        split = self.famt_split(data_samples, images.shape[0], images.device)
+        return self.famt_loss(inputs, data_samples, split)
+
+    @torch.no_grad()
+    def compute_famt_weights(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """FAMT weights of whole, un-augmented, normalised images B x 3 x H x W.
+
+        Returns weights B x h x w on the masking grid (float32, > 0; a unit's weight is the
+        mean of its patches') and the fallback flags B (maps that became uniform).
+        """
+        ctx = self.famt_context(inputs)
+        weights, fallback = self.mask_generator.weights_from_context(ctx)
+        weights = weights.view(-1, *self.patch_grid_hw)
+        if self.unit_scale > 1:
+            weights = pool_to_units(weights, self.unit_scale)
+        return weights, fallback
+
+    @torch.no_grad()
+    def famt_context(self, inputs: torch.Tensor) -> TermContext:
+        """``famt_term_context`` in eval mode (dropout, drop path off), mode restored."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self.famt_term_context(inputs)
+        finally:
+            self.train(was_training)
+
+
+def missing_contract(cls: type) -> List[str]:
+    """The members of :data:`PROVIDED` that ``cls`` does not provide."""
+    return [name for name in PROVIDED if isinstance(getattr(cls, name, None), _Required)]
+
+
+def check_famt_algorithm(cls: type) -> type:
+    """Return ``cls`` if it provides the whole contract, else raise ``TypeError`` naming
+    what is missing."""
+    missing = missing_contract(cls)
+    if missing:
+        raise TypeError(f'{cls.__name__} does not provide the FAMT algorithm contract: missing '
+                        f'{", ".join(missing)} (famt_mm/models/famt_algorithm.py says what each '
+                        'is)')
+    return cls
+
+
+def famt_algorithm_for(plain_type: str) -> Type[FAMTAlgorithm]:
+    """The FAMT algorithm class extending the mmpretrain algorithm ``plain_type``."""
+    found = [cls for cls in FAMT_ALGORITHMS.values()
+             if not missing_contract(cls) and cls.plain_algorithm == plain_type]
+    if not found:
+        known = sorted({cls.plain_algorithm for cls in FAMT_ALGORITHMS.values()
+                        if not missing_contract(cls)})
+        raise KeyError(f'no FAMT algorithm for {plain_type!r}; FAMT exists for {known} '
+                       '(docs/configs.md lists those that cannot take it, and why)')
+    return found[0]
+
+
+def pretrain_only_keys() -> Tuple[str, ...]:
+    """The encoder keys every FAMT algorithm declares pre-training only, for conversion."""
+    return tuple(sorted({key for cls in FAMT_ALGORITHMS.values()
+                         for key in cls.pretrain_only_keys}))
