@@ -155,14 +155,14 @@ def famt_panels(model, inputs: torch.Tensor, generator: Optional[torch.Generator
         gen = model.mask_generator
         grid = tuple(model.grid_hw)
         ctx = model.famt_term_context(inputs)
-        terms = gen.compute_terms(ctx)
+        terms = gen.weighting.compute_terms(ctx)
         weights = model.compute_famt_weights(inputs)[0].flatten(1)  # on the masking grid
     else:
         gen = MODELS.build(dict(type='FAMTMaskGenerator'))
         grid = tuple(int(g) for g in model.backbone.patch_resolution)
         ctx = vit_term_context(model.backbone, inputs, gen)
-        terms = gen.compute_terms(ctx)
-        weights = gen.weights_from_terms(terms)[0]
+        terms = gen.weighting.compute_terms(ctx)
+        weights = gen.weighting.combine_terms(terms)[0]
     B, L = weights.shape
     if famt:
         n_mask, n_throw, _ = split_counts(L, gen.mask_ratio, gen.throw_ratio)

@@ -142,7 +142,7 @@ class FAMTAlgorithm(FAMTHookRequiredMixin):
         mean of its patches') and the fallback flags B (maps that became uniform).
         """
         ctx = self.famt_context(inputs)
-        weights, fallback = self.mask_generator.weights_from_context(ctx)
+        weights, fallback = self.mask_generator.weighting.weights(ctx)
         weights = weights.view(-1, *self.patch_grid_hw)
         if self.unit_scale > 1:
             weights = pool_to_units(weights, self.unit_scale)

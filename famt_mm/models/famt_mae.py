@@ -246,7 +246,7 @@ class FAMTMAE(FAMTHookRequiredMixin, MAE):
         Returns weights B x h x w (float32, sanitised) and the fallback flags B
         (maps that were NaN / inf / all zero and became uniform).
         """
-        weights, fallback = self.mask_generator.weights_from_context(
+        weights, fallback = self.mask_generator.weighting.weights(
             self.famt_term_context(inputs))
         return weights.view(-1, *self.grid_hw), fallback
 
@@ -259,11 +259,11 @@ def vit_term_context(backbone: MAEViT, inputs: torch.Tensor, generator) -> TermC
     """
     # forward_famt_terms only uses MAEViT's modules: it serves a plain MAEViT too.
     attn_cls, attn_full, tokens = FAMTViT.forward_famt_terms(
-        backbone, inputs, column_mean=generator.needs('attn_full'))
+        backbone, inputs, column_mean=generator.weighting.needs('attn_full'))
     return TermContext(attn_cls=attn_cls, tokens=tokens,
                        grid_hw=tuple(int(g) for g in backbone.patch_resolution),
                        patch_size=tuple(backbone.patch_embed.projection.kernel_size),
-                       images=inputs if generator.needs('images') else None,
+                       images=inputs if generator.weighting.needs('images') else None,
                        attn_full=attn_full)
 
 

@@ -203,7 +203,7 @@ class FAMTSimMIM(FAMTHookRequiredMixin, SimMIM):
         self.eval()
         gen = self.mask_generator
         # the one call of the generator's term API in this module
-        weights, fallback = gen.weights_from_context(
+        weights, fallback = gen.weighting.weights(
             vit_term_context(self.backbone, inputs, gen))
         self.train(was_training)
         return pool_to_units(weights.view(-1, *self.patch_grid_hw), self.unit_scale), fallback

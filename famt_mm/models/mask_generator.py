@@ -1,5 +1,6 @@
-"""``FAMTMaskGenerator``: weights -> masked / thrown / visible patch ids, every step."""
-import inspect
+"""``FAMTMaskGenerator``: stored weight maps -> masked / thrown / visible ids, every step.
+
+It samples; which weights (terms, combination) is its ``weighting`` (models/weighting.py)."""
 import numbers
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -9,9 +10,8 @@ from mmpretrain.registry import MODELS
 
 from ..bank import WeightBank
 from .famt_sampling import map_weights_to_crop, plackett_luce_split, split_counts
-from .famt_weights import (COMBINE_MODES, QUANT_DTYPES, combine_terms, dequantize_weights,
-                           sanitize_weights)
-from .weight_terms import TermContext, get_weight_term
+from .famt_weights import QUANT_DTYPES, dequantize_weights
+from .weighting import FAMTWeighting
 
 _FLIP_CODES = {'horizontal': 0, 'vertical': 1, 'diagonal': 2}
 
@@ -74,40 +74,14 @@ class FAMTMaskGenerator(BaseModule):
             raise ValueError(f'FAMTMaskGenerator: mask_ratio + throw_ratio = '
                              f'{mask_ratio} + {throw_ratio} >= 1 leaves no visible patch')
         random_throw_ratio = _checked_random_throw_ratio(random_throw_ratio, random_mask_ratio)
-        if combine not in COMBINE_MODES:
-            raise ValueError(f'FAMTMaskGenerator: unknown combine mode {combine!r}; '
-                             f'choose one of {COMBINE_MODES}')
-        terms = (terms, ) if isinstance(terms, str) else tuple(terms)
-        if not terms or len(set(terms)) != len(terms):
-            raise ValueError(f'FAMTMaskGenerator: terms={terms} must name one or more '
-                             'different weight terms')
-        try:
-            self._terms = [get_weight_term(name) for name in terms]
-        except ValueError as e:
-            raise ValueError(f'FAMTMaskGenerator: {e}') from e
-        term_args = {k: dict(v) for k, v in (term_args or {}).items()}
-        for name, args in term_args.items():  # args of unselected terms are kept, unused
-            try:  # a misspelt term or argument stops here, not at the first refresh
-                inspect.signature(get_weight_term(name).fn).bind(None, **args)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f'FAMTMaskGenerator: term_args[{name!r}]={args}: {e}') from e
-            if 'cutoff' in args and not args['cutoff'] > 0:
-                raise ValueError(f'FAMTMaskGenerator: {name} cutoff={args["cutoff"]} must '
-                                 'be > 0')
-        if not 0 < eps < 1:
-            raise ValueError(f'FAMTMaskGenerator: eps={eps} must lie in (0, 1): it is the '
-                             'weight floor relative to each map maximum (log(0) otherwise)')
+        self.weighting = FAMTWeighting(terms, combine, term_args, eps, owner='FAMTMaskGenerator')
         if bank_dtype not in QUANT_DTYPES:
             raise ValueError(f'FAMTMaskGenerator: bank_dtype {bank_dtype!r} not in {QUANT_DTYPES}')
         self.mask_ratio = mask_ratio
         self.throw_ratio = throw_ratio
         self.random_mask_ratio = random_mask_ratio
         self.random_throw_ratio = random_throw_ratio  # a float, 0.0 when off
-        self.terms = terms
-        self.combine = combine
-        self.term_args = term_args
         self.bank_dtype = bank_dtype
-        self.eps = eps
         self.famt_active = False
         self.hook_attached = False  # set by FAMTWeightHook.before_train (models/hook_guard.py)
         self._bank: Optional[WeightBank] = None
@@ -116,30 +90,6 @@ class FAMTMaskGenerator(BaseModule):
         """Counts of both phases for ``num_patches``; raises on an empty set."""
         return (split_counts(num_patches, self.random_mask_ratio, self.random_throw_ratio),
                 split_counts(num_patches, self.mask_ratio, self.throw_ratio))
-
-    # -- weights (refresh pass) ------------------------------------------------
-    def needs(self, what: str) -> bool:
-        """Whether a selected term reads the optional context field ``what``
-        ('attn_full' or 'images', see ``TermContext``)."""
-        return any(what in term.needs for term in self._terms)
-
-    def compute_terms(self, ctx: TermContext) -> Dict[str, torch.Tensor]:
-        """Every selected term of the batch, by name: B x L float32 each (computed outside
-        autocast: an AMP refresh gives the terms its encoder outputs, not its precision)."""
-        with torch.autocast(ctx.tokens.device.type, enabled=False):
-            return {term.name: term.fn(ctx, **self.term_args.get(term.name, {})).float()
-                    for term in self._terms}
-
-    def weights_from_terms(self, terms: Dict[str, torch.Tensor]
-                           ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Combined and sanitised weights B x L (float32, > 0) and fallback flags B (bool)."""
-        return sanitize_weights(combine_terms(list(terms.values()), self.combine), self.eps)
-
-    def weights_from_context(self, ctx: TermContext) -> Tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`compute_terms` then :meth:`weights_from_terms` (float32, outside autocast)."""
-        terms = self.compute_terms(ctx)
-        with torch.autocast(ctx.tokens.device.type, enabled=False):
-            return self.weights_from_terms(terms)
 
     # -- bank ----------------------------------------------------------------
     def set_bank(self, bank: Optional[WeightBank]) -> None:
@@ -211,8 +161,7 @@ class FAMTMaskGenerator(BaseModule):
     def extra_repr(self) -> str:
         return (f'mask_ratio={self.mask_ratio}, throw_ratio={self.throw_ratio}, '
                 f'random_mask_ratio={self.random_mask_ratio}, '
-                f'random_throw_ratio={self.random_throw_ratio}, terms={self.terms}, '
-                f'combine={self.combine!r}, term_args={self.term_args}, '
+                f'random_throw_ratio={self.random_throw_ratio}, weighting={self.weighting}, '
                 f'bank_dtype={self.bank_dtype!r}')
 
 

@@ -16,7 +16,7 @@ from tests.test_visualization import SIZE, build_tiny
 
 def test_default_config_weights_are_attention_times_frequency_bit_for_bit(tmp_path):
     model = build_tiny(FAMT_DEMO, tmp_path)
-    assert model.mask_generator.terms == ('attention', 'frequency')
+    assert model.mask_generator.weighting.terms == ('attention', 'frequency')
     x = torch.randn(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
     attn_cls, _, tokens = model.backbone.forward_famt_terms(x)
     # the formula of the code before the terms became pluggable (combine='product', cutoff 0.15)
@@ -48,7 +48,7 @@ def test_a_registered_term_is_selected_combined_and_drawn(tmp_path, centre_term)
         term_args=dict(test_centre=dict(sharpness=2.0))))
     x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     ctx = model.famt_term_context(x)
-    terms = model.mask_generator.compute_terms(ctx)
+    terms = model.mask_generator.weighting.compute_terms(ctx)
     assert list(terms) == ['attention', 'frequency', 'test_centre']
     weights, _ = model.compute_famt_weights(x)
     expected, _ = sanitize_weights(terms['attention'] * terms['frequency'] *
@@ -89,11 +89,11 @@ def test_gradient_term_is_the_patch_mean_gradient_magnitude_and_its_config_uses_
     torch.testing.assert_close(term.fn(ctx), torch.tensor([[left, 0.0, left, 0.0]]))
     # the demo config with the term: the refresh computes it from the images
     model = build_tiny(osp.join(REPO, 'configs', 'famt_mae_vit-t_demo_gradient.py'), tmp_path)
-    assert model.mask_generator.terms == ('attention', 'frequency', 'gradient')
+    assert model.mask_generator.weighting.terms == ('attention', 'frequency', 'gradient')
     x = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(2))
     ctx = model.famt_term_context(x)
     assert ctx.images is x and ctx.attn_full is None
-    terms = model.mask_generator.compute_terms(ctx)
+    terms = model.mask_generator.weighting.compute_terms(ctx)
     weights, _ = model.compute_famt_weights(x)
     expected, _ = sanitize_weights(terms['attention'] * terms['frequency'] * terms['gradient'],
                                    1e-6)
