@@ -9,8 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
-from famt_mm.bank import WeightBank
-from famt_mm.models.famt_weights import dequantize_weights, quantize_weights
+from famt_mm.bank import WeightBank, dequantize_weights, quantize_weights
 
 
 def _model(runner):

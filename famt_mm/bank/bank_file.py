@@ -1,6 +1,7 @@
-"""The bank as one ``.npy`` file per refresh, beside the checkpoints, read through a memmap.
+"""The bank file format: one ``.npy`` file, written atomically, verified, read through a memmap.
 
-Written once per refresh (rank 0: write a temporary file, fsync it, rename it, fsync the
+Where and when files are written, kept and looked for is ``file_storage.py``. Written once per
+refresh (rank 0: write a temporary file, fsync it, rename it, fsync the
 directory: after a crash the file is complete or absent; a stray ``*.tmp`` is removed by
 :func:`remove_stray_temporaries` at the next refresh), its SHA-1 computed while writing and
 kept in the checkpoints that reference it; every process on a machine maps the same file
@@ -28,11 +29,6 @@ class BankFileError(ValueError):
 
 #: Rows hashed and written per step: bounds the extra memory of a write (rows x h x w x 2 B).
 CHUNK_ROWS = 1 << 18
-
-
-def bank_file_name(epoch: int, dtype_name: str) -> str:
-    """``bank_epoch_XXXX.<dtype>.npy``: the bank computed for ``epoch``."""
-    return f'bank_epoch_{int(epoch):04d}.{dtype_name}.npy'
 
 
 def write_bank_file(path: str, maps: torch.Tensor) -> str:

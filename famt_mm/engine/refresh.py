@@ -17,8 +17,8 @@ from mmengine.dist import get_dist_info
 from mmpretrain.registry import DATASETS
 from mmpretrain.structures import DataSample
 
+from ..bank.encoding import BANK_DTYPES, dequantize_weights, quantize_weights
 from ..datasets.transforms import whole_image_pipeline
-from ..models.famt_weights import dequantize_weights, quantize_weights
 
 
 class GuardedRefreshDataset(torch.utils.data.Dataset):
@@ -178,9 +178,9 @@ def compute_shard_maps(model, loader, bank_dtype: str,
         map_parts.append(quantize_weights(weights, bank_dtype).cpu())
         if progress is not None:
             progress(min((i + 1) * loader.batch_size, local), local)
-    dtype = torch.float16 if bank_dtype == 'float16' else torch.uint8
     idx = torch.cat(idx_parts) if idx_parts else torch.zeros(0, dtype=torch.long)
-    maps = torch.cat(map_parts) if map_parts else torch.zeros(0, *grid, dtype=dtype)
+    maps = torch.cat(map_parts) if map_parts else torch.zeros(0, *grid,
+                                                              dtype=BANK_DTYPES[bank_dtype])
     return ShardMaps(idx, maps, fallback, bad)
 
 

@@ -1,13 +1,17 @@
-"""FAMT sampling weights: attention term, frequency term, their combination and storage.
+"""FAMT sampling weights: attention term, frequency term, their combination and guard rails.
 
 Plain tensor functions (no mmengine / mmcv) so that the weight refresh, the mask generator, the
 visualisation tools and the tests all share one implementation; the registry that selects them
-by name is ``weight_terms``. The method: docs/method.md sections 1 and 6.
+by name is ``weight_terms``. How the bank stores a map (quantisation) is
+``famt_mm.bank.encoding``. The method: docs/method.md sections 1 and 6.
 
 Shapes: B images, H heads, L = h * w patches in raster order, N = L + 1 tokens (token 0 = CLS),
 C channels. Every term is returned as float32 (float64 inputs stay float64).
 """
 import torch
+
+# the bank's encoding, re-exported for tools/ and tests/ that import it from here
+from ..bank.encoding import dequantize_weights, quantize_weights  # noqa: F401
 
 __all__ = [
     'COMBINE_MODES', 'cls_attention_term', 'column_mean_attention_term', 'frequency_kernel_1d',
@@ -17,9 +21,6 @@ __all__ = [
 
 #: Valid ``mode`` values of :func:`combine_terms`.
 COMBINE_MODES = ('product', 'sum')
-
-#: Valid ``dtype`` values of :func:`quantize_weights` (bytes per patch: 2 and 1).
-QUANT_DTYPES = ('float16', 'uint8')
 
 # Ranges / denominators at or below this count as zero (attention probabilities are >= 0).
 _TINY = 1e-12
@@ -254,56 +255,3 @@ def sanitize_weights(w, eps=1e-6):
     floor = eps * safe.amax(dim=1, keepdim=True)
     clean = torch.where(fallback[:, None], torch.ones_like(flat), torch.maximum(safe, floor))
     return clean.reshape(w.shape), fallback
-
-
-def _check_dtype(dtype):
-    name = str(dtype).replace('torch.', '')
-    if name not in QUANT_DTYPES:
-        raise ValueError(f'unknown weight storage dtype {dtype!r}; valid: {QUANT_DTYPES}')
-    return name
-
-
-def quantize_weights(w, dtype='uint8'):
-    """Store B x L (or B x h x w) weight maps compactly.
-
-    Each row is divided by its maximum: the Plackett-Luce sampler is invariant to a per-row
-    scale, so only ratios matter. 'float16': ``w / max`` in fp16 (2 bytes per patch, relative
-    error <= 2^-11, ratios down to ~1e-7 survive as subnormals). 'uint8': ``round(w / max *
-    255)`` clamped to [1, 255] (1 byte per patch, absolute error <= 1/510 of the row max; ratios
-    below 1/255 are raised to 1/255, which keeps every patch drawable).
-
-    Rows must be sanitized first (:func:`sanitize_weights`): finite, row max > 0.
-
-    Args:
-        w (Tensor): B x L or B x h x w, sanitized.
-        dtype (str | torch.dtype): 'float16' or 'uint8'.
-
-    Returns:
-        Tensor: same shape, dtype torch.float16 or torch.uint8.
-    """
-    name = _check_dtype(dtype)
-    w = _float(w)
-    row_max = w.reshape(w.shape[0], -1).amax(dim=1)
-    if not (torch.isfinite(w).all() and (row_max > 0).all()):
-        raise ValueError('quantize_weights needs sanitized rows (finite, row max > 0); '
-                         'call sanitize_weights first')
-    scaled = w / row_max.reshape((-1, ) + (1, ) * (w.dim() - 1))
-    if name == 'float16':
-        return scaled.to(torch.float16)
-    return (scaled * 255).round().clamp(1, 255).to(torch.uint8)
-
-
-def dequantize_weights(q):
-    """Inverse of :func:`quantize_weights`, up to the per-row scale.
-
-    Args:
-        q (Tensor): float16 or uint8 map from :func:`quantize_weights`.
-
-    Returns:
-        Tensor: same shape, float32, row max ~1.
-    """
-    if q.dtype == torch.uint8:
-        return q.float() / 255
-    if q.dtype == torch.float16:
-        return q.float()
-    raise ValueError(f'expected a float16 or uint8 weight map, got {q.dtype}')

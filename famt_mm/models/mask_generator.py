@@ -8,9 +8,8 @@ import torch
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
-from ..bank import WeightBank
+from ..bank import QUANT_DTYPES, WeightBank
 from .famt_sampling import map_weights_to_crop, plackett_luce_split, split_counts
-from .famt_weights import QUANT_DTYPES, dequantize_weights
 from .weighting import FAMTWeighting
 
 _FLIP_CODES = {'horizontal': 0, 'vertical': 1, 'diagonal': 2}
@@ -131,7 +130,7 @@ class FAMTMaskGenerator(BaseModule):
         codes = meta[:, 5].long()
         # a file bank gathers on the host from the CPU index, an inline one on the device
         idx = (on_host if self._bank.rows_on_host else meta)[:, 0].long()
-        maps = dequantize_weights(self._bank.get_rows(idx, device))
+        maps = self._bank.get_weights(idx, device)  # decoded by the bank: B x h x w float32
         return map_weights_to_crop(maps, meta[:, 1:5].float(), tuple(grid_hw), flip=codes >= 0,
                                    flip_direction=codes.clamp_min(0))
 

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from famt_mm.bank import (BANK_FILE_FORMAT_VERSION, WeightBank, file_checksum,
-                          open_bank_file, write_bank_file)
-from famt_mm.models.famt_weights import quantize_weights
+from famt_mm.bank import (BANK_FILE_FORMAT_VERSION, FileBankStorage, InlineBankStorage,
+                          WeightBank, file_checksum, quantize_weights, write_bank_file)
 
 
 def _maps(n=6, hw=(3, 4), dtype='float16', seed=0):
@@ -23,47 +22,83 @@ def _maps(n=6, hw=(3, 4), dtype='float16', seed=0):
 @pytest.mark.parametrize('dtype', ['float16', 'uint8'])
 def test_file_bank_reads_rows_and_checkpoints_reference_it(tmp_path, dtype):
     maps = _maps(dtype=dtype)
-    path = str(tmp_path / 'famt_bank' / 'bank_epoch_0002.npy')
-    sha1 = write_bank_file(path, maps)
-    assert os.listdir(tmp_path / 'famt_bank') == ['bank_epoch_0002.npy']  # no .tmp left
+    bank = WeightBank(6, (3, 4), storage=FileBankStorage(str(tmp_path)))
+    bank.set_all(maps, epoch=2)  # one process: it writes the file and maps it
+    name = f'bank_epoch_0002.{dtype}.npy'
+    assert os.listdir(tmp_path / 'famt_bank') == [name]  # no .tmp left
+    path = str(tmp_path / 'famt_bank' / name)
+    sha1 = bank.checksum()
     assert sha1 == WeightBank.from_maps(maps).checksum() == file_checksum(path)[0]
-    bank = WeightBank(6, (3, 4))
-    bank.set_file(path, sha1, epoch=2)
+    assert bank.file == path and bank.rows_on_host
     idx = torch.tensor([5, 0, 5])
     assert torch.equal(bank.get_rows(idx, 'cpu'), maps[idx]) and bank.dtype == maps.dtype
-    assert torch.equal(bank.maps, maps) and bank.checksum() == sha1
+    assert torch.equal(bank.maps, maps)
     state = bank.state_dict('fp')
-    assert state['bank'] is None and state['bank_file'] == 'bank_epoch_0002.npy'
+    assert state['bank'] is None and state['bank_file'] == name
     assert state['version'] == BANK_FILE_FORMAT_VERSION and WeightBank.has_maps(state)
+    assert set(state) == {'bank_epoch', 'num_samples', 'grid_hw', 'fingerprint', 'version',
+                          'bank', 'bank_file', 'bank_path', 'bank_sha1', 'bank_dtype'}
     assert len(repr(state)) < 1000  # a reference, not the maps
     # a moved run: found beside the checkpoint, not at the path it was written to
     moved = tmp_path / 'moved' / 'famt_bank'
     moved.mkdir(parents=True)
-    os.replace(path, moved / 'bank_epoch_0002.npy')
-    fresh = WeightBank(6, (3, 4))
-    assert fresh.check_state(state, 'fp') is None
-    assert fresh.check_file(state, [str(moved)]) is None
-    fresh.load_state_dict(state, [str(moved)])
+    os.replace(path, moved / name)
+    ckpt = str(tmp_path / 'moved' / 'epoch_3.pth')
+    fresh = WeightBank(6, (3, 4), storage=FileBankStorage(str(tmp_path / 'new_run')))
+    assert fresh.check_state(state, 'fp', ckpt) is None
+    fresh.load_state_dict(state, ckpt)
     assert torch.equal(fresh.maps, maps) and fresh.epoch == 2 and fresh.checksum() == sha1
+    assert fresh.file == str(moved / name)
+    assert torch.equal(WeightBank.from_file(fresh.file, sha1, 2, verify=True).maps, maps)
 
 
 def test_file_problems_are_named(tmp_path):
     maps = _maps()
-    path = str(tmp_path / 'bank_epoch_0001.npy')
-    bank = WeightBank(6, (3, 4))
-    bank.set_file(path, write_bank_file(path, maps), 1)
+    bank = WeightBank(6, (3, 4), storage=FileBankStorage(str(tmp_path)))
+    bank.set_all(maps, 1)
+    path = bank.file
     state = bank.state_dict('fp')
     mm = np.load(path, mmap_mode='r+')
     mm[3, 1, 1] = 0.5 * mm[3, 1, 1] + 0.25  # one cell changed after the checkpoint
     mm.flush()
     del mm
-    assert 'has changed since the checkpoint was written' in bank.check_file(state)
+    assert 'has changed since the checkpoint was written' in bank.check_state(state, 'fp')
     os.remove(path)
-    problem = bank.check_file(state, [str(tmp_path / 'elsewhere')])
-    assert 'bank_epoch_0001.npy that the checkpoint references is missing' in problem
+    elsewhere = str(tmp_path / 'elsewhere' / 'epoch_1.pth')
+    problem = bank.check_state(state, 'fp', elsewhere)
+    assert 'bank_epoch_0001.float16.npy that the checkpoint references is missing' in problem
+    assert str(tmp_path / 'elsewhere' / 'famt_bank') in problem
+    assert bank.storage.restore_fix([problem]).startswith('Put the file back beside the '
+                                                          'checkpoint (famt_bank/)')
+    other = str(tmp_path / 'other.npy')
+    sha1 = write_bank_file(other, maps)
     with pytest.raises(ValueError, match=r'holds \(6, 3, 4\)'):
-        other = str(tmp_path / 'other.npy')
-        WeightBank(6, (4, 3)).set_file(other, write_bank_file(other, maps))
+        FileBankStorage().open(other, sha1, shape=(6, 4, 3))
+    with pytest.raises(ValueError, match='no work_dir'):
+        FileBankStorage().write(maps, 1)
+
+
+def test_rotation_keeps_the_newest_and_the_checkpointed_file(tmp_path):
+    storage = FileBankStorage(str(tmp_path), keep=1)
+    bank = WeightBank(6, (3, 4), storage=storage)
+    bank_dir = tmp_path / 'famt_bank'
+
+    def files():
+        return sorted(os.listdir(bank_dir))
+    bank.set_all(_maps(seed=1), 1)
+    bank.state_dict('fp')  # a checkpoint saved now references epoch 1's file
+    bank.set_all(_maps(seed=2), 2)
+    assert files() == ['bank_epoch_0001.float16.npy', 'bank_epoch_0002.float16.npy']
+    open(bank_dir / 'bank_epoch_0003.float16.npy.tmp', 'wb').write(b'partial')  # a killed write
+    bank.set_all(_maps(seed=3), 3)  # rank 0 removes the stray before it writes
+    assert files() == ['bank_epoch_0001.float16.npy', 'bank_epoch_0003.float16.npy']
+    storage.referenced(bank.state_dict('fp'))  # a checkpoint now references epoch 3's file
+    bank.set_all(_maps(seed=4), 4)
+    assert files() == ['bank_epoch_0003.float16.npy', 'bank_epoch_0004.float16.npy']
+    everything = WeightBank(6, (3, 4), storage=FileBankStorage(str(tmp_path / 'all'), keep=-1))
+    for epoch in range(3):
+        everything.set_all(_maps(seed=epoch), epoch)
+    assert len(os.listdir(tmp_path / 'all' / 'famt_bank')) == 3
 
 
 # A reader process: numpy only (fast to start). Driven through its pipes so that both readers
@@ -126,17 +161,17 @@ def test_bank_scale_tool_measures_a_small_bank(tmp_path):
 
 
 def test_file_rows_follow_each_new_file_and_refuse_bad_indices(tmp_path):
-    bank = WeightBank(6, (3, 4))
+    bank = WeightBank(6, (3, 4), storage=FileBankStorage(str(tmp_path)))
     idx = torch.tensor([4, 4, 0, 5, 1])
     for epoch in (1, 2):  # a refresh writes a new file and switches the bank to it
         maps = _maps(seed=epoch)
-        path = str(tmp_path / f'bank_epoch_{epoch:04d}.npy')
-        bank.set_file(path, write_bank_file(path, maps), epoch)
-        assert bank.rows_on_host
+        bank.set_all(maps, epoch)
+        assert bank.rows_on_host and bank.file.endswith(f'bank_epoch_{epoch:04d}.float16.npy')
         rows = bank.get_rows(idx, 'cpu')
         assert torch.equal(rows, maps[idx]) and rows.dtype == torch.float16
     for bad in ([6], [-1]):
         with pytest.raises(IndexError, match='outside 0..5'):
             bank.get_rows(torch.tensor(bad), 'cpu')
+    bank.use_storage(InlineBankStorage())
     bank.set_all(maps)
     assert not bank.rows_on_host and torch.equal(bank.get_rows(idx, 'cpu'), maps[idx])

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from famt_mm.bank import (BankFileError, WeightBank, file_checksum, open_bank_file,
-                          read_through, remove_stray_temporaries, write_bank_file)
+from famt_mm.bank import (BankFileError, FileBankStorage, WeightBank, file_checksum,
+                          open_bank_file, read_through, remove_stray_temporaries,
+                          write_bank_file)
 
 
 def _written(tmp_path, n=50):
@@ -18,42 +19,40 @@ def _written(tmp_path, n=50):
 
 def test_short_corrupt_and_missing_files_are_named(tmp_path):
     path, sha1, _ = _written(tmp_path)
-    state = WeightBank(50, (4, 5)).state_dict('fp')  # inline; make it reference the file
-    state.update(bank=None, bank_file=os.path.basename(path), bank_path=path, bank_sha1=sha1)
-    bank = WeightBank(50, (4, 5))
-    assert bank.check_file(state) is None
+    state = WeightBank.from_file(path, sha1).state_dict('fp')  # references the file
+    bank = WeightBank(50, (4, 5), storage=FileBankStorage())
+    assert bank.check_state(state, 'fp') is None
     os.truncate(path, os.path.getsize(path) - 7)  # a copy cut short
     for call in (open_bank_file, file_checksum):
         with pytest.raises(BankFileError, match=f'{path} is .* bytes, its header .*needs .*cut '
                            'short'):
             call(path)
-    assert 'cut short' in bank.check_file(state) and path in bank.check_file(state)
+    assert 'cut short' in bank.check_state(state, 'fp') and path in bank.check_state(state, 'fp')
     with open(path, 'wb') as f:
         f.write(b'\x00' * 300)  # garbage where the header was
     assert f'the FAMT weight bank file {path} is corrupt (no valid .npy header' in (
-        bank.check_file(state))
+        bank.check_state(state, 'fp'))
     with open(path, 'wb') as f:
         f.write(b'')  # empty: what a full disk can leave
-    assert 'is corrupt' in bank.check_file(state)
+    assert 'is corrupt' in bank.check_state(state, 'fp')
     os.remove(path)
-    assert 'that the checkpoint references is missing' in bank.check_file(state)
+    assert 'that the checkpoint references is missing' in bank.check_state(state, 'fp')
     with pytest.raises(BankFileError, match=f'{path} does not exist'):
         open_bank_file(path)
 
 
-def test_set_file_verifies_by_one_sequential_read(tmp_path):
+def test_opening_a_file_verifies_by_one_sequential_read(tmp_path):
     path, sha1, maps = _written(tmp_path)
     header = os.path.getsize(path) - maps.numel() * 2
     assert read_through(path, header) == (sha1, maps.numel() * 2)
-    bank = WeightBank(50, (4, 5))
-    bank.set_file(path, sha1, 3, verify=True)
-    assert torch.equal(bank.maps, maps)
+    bank = WeightBank.from_file(path, sha1, 3, verify=True)
+    assert torch.equal(bank.maps, maps) and bank.epoch == 3 and bank.shape == (50, 4, 5)
     mm = np.load(path, mmap_mode='r+')
     mm[0, 0, 0] += 1
     mm.flush()
     del mm
     with pytest.raises(BankFileError, match='does not hold the bank just computed'):
-        WeightBank(50, (4, 5)).set_file(path, sha1, 3, verify=True)
+        FileBankStorage().open(path, sha1, verify=True)
 
 
 def test_write_leaves_no_temporary_and_stray_ones_are_removed(tmp_path):

@@ -8,9 +8,9 @@ names, installs the fault at a real seam of that process:
 * ``kill_in_bank_write:<rank>:<n>``: the n-th bank write (1-based) SIGKILLs the process after
   its first rows, leaving a partial ``.tmp`` file as a real crash would.
 
-``FAMTTestBankDirOnRank`` is a ``FAMTWeightHook`` that, on one rank, looks for the bank file
-of a resumed checkpoint in ``<work_dir>/<bank_dir>`` first (where a test put a damaged copy):
-the file is unreadable on that rank only. Nothing here is used by famt_mm itself.
+``FAMTTestBankDirOnRank`` is a ``FAMTWeightHook`` whose file storage, on one rank, looks for
+the bank file of a resumed checkpoint in ``<work_dir>/<bank_dir>`` first (where a test put a
+damaged copy): the file is unreadable on that rank only. Nothing here is used by famt_mm itself.
 """
 import os
 import os.path as osp
@@ -22,9 +22,10 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
-from famt_mm.bank import write_bank_chunks
+from famt_mm.bank import FileBankStorage, file_storage, write_bank_chunks
 from famt_mm.engine import FAMTWeightHook
 from famt_mm.engine.hooks import famt_weight_hook
+from famt_mm.engine.rank_agreement import on_every_rank
 
 HELPERS = 'tests.test_engine.rank_fault_helpers'
 CUSTOM_IMPORTS = dict(imports=['famt_mm', HELPERS], allow_failed_imports=False)
@@ -54,7 +55,7 @@ class FAMTTestFaults(Hook):
             famt_weight_hook.compute_shard_maps = failing_refresh_pass
         elif kind == 'kill_in_bank_write':
             calls, kill_at = [0], int(args[0])
-            real_write = famt_weight_hook.write_bank_file
+            real_write = file_storage.write_bank_file
 
             def killed_write(path, maps):
                 calls[0] += 1
@@ -66,7 +67,7 @@ class FAMTTestFaults(Hook):
                     os.kill(os.getpid(), signal.SIGKILL)  # mid-write, as a crash would
                 dtype = 'float16' if maps.dtype == torch.float16 else 'uint8'
                 return write_bank_chunks(path, tuple(maps.shape), dtype, rows())
-            famt_weight_hook.write_bank_file = killed_write
+            file_storage.write_bank_file = killed_write
         else:
             raise ValueError(f'FAMTTestFaults: unknown fault {spec!r}')
 
@@ -82,6 +83,17 @@ class FAMTTestFaults(Hook):
         model.loss = nan_loss
 
 
+class FirstLookIn(FileBankStorage):
+    """A file storage that looks for a checkpoint's bank file in ``first_dir`` first."""
+
+    def __init__(self, first_dir: str, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.first_dir = first_dir
+
+    def lookup_dirs(self, checkpoint):
+        return [self.first_dir] + super().lookup_dirs(checkpoint)
+
+
 @HOOKS.register_module(force=True)
 class FAMTTestBankDirOnRank(FAMTWeightHook):
     """On ``rank``, a resumed bank file is looked for in ``<work_dir>/<bank_dir>`` first."""
@@ -91,8 +103,8 @@ class FAMTTestBankDirOnRank(FAMTWeightHook):
         self.test_rank = rank
         self.test_bank_dir = bank_dir
 
-    def _loaded_bank_dirs(self, runner):
-        dirs = super()._loaded_bank_dirs(runner)
-        if get_rank() == self.test_rank:
-            dirs = [osp.join(runner.work_dir, self.test_bank_dir)] + dirs
-        return dirs
+    def _make_storage(self, runner, kind):
+        if kind != 'file' or get_rank() != self.test_rank:
+            return super()._make_storage(runner, kind)
+        return FirstLookIn(osp.join(runner.work_dir, self.test_bank_dir), runner.work_dir,
+                           self.keep_banks, on_every_rank)

@@ -5,7 +5,7 @@
 Writes an N x grid x grid float16 bank file in DIR, drops it from the page cache
 (posix_fadvise DONTNEED: works without root for a clean file), then measures (1) one epoch of
 batch row lookups in random order on the cold file, as the first epoch after a resume did, (2)
-the sequential read-through ``WeightBank.set_file(verify=True)`` / ``check_file`` do, from
+the sequential read-through ``FileBankStorage.open(verify=True)`` / ``check`` do, from
 cold, and (3) the same random epoch after it. Each cold measurement drops the cache first.
 """
 import argparse

@@ -81,8 +81,7 @@ def main():
     t0 = time.perf_counter()
     assert file_checksum(path)[0] == sha1
     out['verify_sha1_s'] = time.perf_counter() - t0
-    wb = WeightBank(n, hw, args.dtype)
-    wb.set_file(path, sha1, 40)
+    wb = WeightBank.from_file(path, sha1, 40)
     buf = io.BytesIO()
     torch.save(dict(famt=wb.state_dict('f' * 40)), buf)
     out['ckpt_famt_bytes_now'] = buf.tell()

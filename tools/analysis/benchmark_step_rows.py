@@ -106,8 +106,7 @@ def run(args):
     try:
         sha1 = write_bank(path, args.images, args.grid, args.dtype, args.seed)
         result['bank_file_bytes'] = osp.getsize(path)
-        bank = WeightBank(args.images, grid, args.dtype)
-        bank.set_file(path, sha1, 0)
+        bank = WeightBank.from_file(path, sha1, 0)
         expected = torch.from_numpy(np.asarray(bank.maps.numpy()[indices[0].numpy()]))
         assert torch.equal(bank.get_rows(indices[0], 'cpu'), expected)
         np.asarray(bank.maps.numpy()).sum(dtype=np.float64)  # read once: every page cached
@@ -120,8 +119,7 @@ def run(args):
             cold.clear()
             gc.collect()
             evict(path)
-            fresh = WeightBank(args.images, grid, args.dtype)
-            fresh.set_file(path, sha1, 0)
+            fresh = WeightBank.from_file(path, sha1, 0)
             cold.append(fresh)
         result['rows_file_cold_ms'] = median_ms(lambda i: cold[0].get_rows(indices[i], 'cpu'),
                                                 args.steps, before=reopen_cold)

@@ -1,14 +1,13 @@
 """``FAMTWeightHook``: the random -> FAMT switch and the periodic weight refresh.
 
-The hook owns the schedule and the hook points only: the bank is ``famt_mm.bank``, the refresh
-pass ``famt_mm.engine.refresh``, the pipeline checks ``famt_mm.datasets.pipeline_checks``, and
-the model is used through the interface of famt_mm/models/famt_model.py.
+The hook decides when (before which epoch, on resume, at the switch to FAMT) and calls the rest:
+the bank and its storages are ``famt_mm.bank`` (file names, rotation, rank-0 writing and lookup
+are ``famt_mm.bank.file_storage``'s), the refresh pass ``famt_mm.engine.refresh``, the pipeline
+checks ``famt_mm.datasets.pipeline_checks``, and the model is used through the interface of
+famt_mm/models/famt_model.py.
 """
-import glob
-import os
-import os.path as osp
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import torch
 from mmengine.dist import all_gather_object, get_dist_info
@@ -17,8 +16,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import IterBasedTrainLoop, find_latest_checkpoint
 from mmpretrain.registry import HOOKS
 
-from ...bank import (WeightBank, bank_file_name, check_ranks_agree, dataset_fingerprint,
-                     gather_by_index, remove_stray_temporaries, write_bank_file)
+from ...bank import (BANK_STORAGES, BankStorage, WeightBank, check_ranks_agree,
+                     check_storage_setting, dataset_fingerprint, gather_by_index, storage_kind)
 from ...datasets.pipeline_checks import check_refresh_pipeline, check_train_pipeline
 from ...models.famt_model import check_famt_model
 from ..rank_agreement import flagged_ranks, on_every_rank, rank_problems
@@ -67,15 +66,12 @@ class FAMTWeightHook(Hook):
         bank_storage (str): 'file' (each refresh writes ``<work_dir>/famt_bank/
             bank_epoch_XXXX.<dtype>.npy`` once, every process maps it read-only, checkpoints
             reference it by name and SHA-1), 'inline' (a tensor per process, stored in every
-            checkpoint) or 'auto' (file from :attr:`FILE_BANK_BYTES` on). docs/design.md
-            "The weight bank at scale". The work_dir must be visible to every rank (as
-            mmengine's resume needs).
+            checkpoint) or 'auto' (file from ``famt_mm.bank.FILE_BANK_BYTES``, 64 MiB, on).
+            docs/design.md "The weight bank at scale". The work_dir must be visible to every
+            rank (as mmengine's resume needs).
         keep_banks (int): bank files kept in ``famt_bank`` (the newest; -1: all), plus the one
             the newest checkpoint references, which is never removed.
     """
-
-    #: 'auto' stores banks of this size or more as files (ImageNet-1K: 479 MiB).
-    FILE_BANK_BYTES = 64 * 2**20
 
     priority = 'NORMAL'
 
@@ -96,9 +92,10 @@ class FAMTWeightHook(Hook):
             _check_int('batch_size', batch_size, 1)
         if num_workers is not None:
             _check_int('num_workers', num_workers, 0)
-        if bank_storage not in ('auto', 'file', 'inline'):
-            raise ValueError(f"FAMTWeightHook: bank_storage={bank_storage!r}, use 'auto', "
-                             "'file' or 'inline'")
+        try:
+            check_storage_setting(bank_storage)
+        except ValueError as e:
+            raise ValueError(f'FAMTWeightHook: {e}') from None
         if not _is_int(keep_banks) or keep_banks == 0 or keep_banks < -1:
             raise ValueError(f'FAMTWeightHook: keep_banks={keep_banks!r} must be an int >= 1 '
                              'or -1 (all)')
@@ -119,7 +116,7 @@ class FAMTWeightHook(Hook):
         self._refresh_loader = None
         self._fingerprint = None
         self._phase_logged = False
-        self._checkpoint_bank: Optional[str] = None  # bank file the newest checkpoint references
+        self._storages: Dict[str, BankStorage] = {}  # by kind, made on first use
 
     @property
     def bank(self) -> Optional[torch.Tensor]:
@@ -149,6 +146,22 @@ class FAMTWeightHook(Hook):
             self.weight_bank = WeightBank(len(runner.train_dataloader.dataset), model.grid_hw,
                                           model.mask_generator.bank_dtype)
         return self.weight_bank
+
+    def _storage(self, runner, kind: str) -> BankStorage:
+        """This run's bank storage of ``kind``, one per kind (a file storage remembers which
+        file the newest checkpoint references)."""
+        if kind not in self._storages:
+            self._storages[kind] = self._make_storage(runner, kind)
+        return self._storages[kind]
+
+    def _make_storage(self, runner, kind: str) -> BankStorage:
+        return BANK_STORAGES[kind].for_run(runner.work_dir, self.keep_banks, on_every_rank)
+
+    @staticmethod
+    def _loaded_checkpoint(runner) -> Optional[str]:
+        """The checkpoint this run was loaded or resumed from (None: a fresh start)."""
+        return runner.cfg.get('load_from') or (
+            find_latest_checkpoint(runner.work_dir) if runner.cfg.get('resume') else None)
 
     def _dataset_fingerprint(self, runner):
         if self._fingerprint is None:
@@ -216,58 +229,45 @@ class FAMTWeightHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         state = self._weight_bank(runner).state_dict(self._dataset_fingerprint(runner))
-        self._checkpoint_bank = state.get('bank_file')  # never removed by keep_banks
         checkpoint['famt'] = dict(state, start_epoch=self.start_epoch, interval=self.interval)
-
-    @staticmethod
-    def _bank_dir(runner) -> str:
-        return osp.join(runner.work_dir, 'famt_bank')
-
-    @staticmethod
-    def _loaded_bank_dirs(runner) -> List[str]:
-        """Where a referenced bank file is looked for: beside the loaded checkpoint, then in
-        this run's work_dir (then at the path it was written to)."""
-        ckpt = runner.cfg.get('load_from') or (
-            find_latest_checkpoint(runner.work_dir) if runner.cfg.get('resume') else None)
-        dirs = [osp.join(osp.dirname(str(ckpt)), 'famt_bank')] if ckpt else []
-        return dirs + [FAMTWeightHook._bank_dir(runner)]
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         info = checkpoint.get('famt')
         if not WeightBank.has_maps(info):
             return
-        self._checkpoint_bank = info.get('bank_file')
         bank = self._weight_bank(runner)
-        dirs = self._loaded_bank_dirs(runner)
+        kind = WeightBank.storage_kind(info)  # the storage that wrote it reads it back
+        if kind is not None:
+            bank.use_storage(self._storage(runner, kind))
+            bank.storage.referenced(info)  # the newest checkpoint's bank is never rotated away
         # Each rank checks (and maps) the bank it can see; then all ranks decide together.
-        problem = self._restore(runner, bank, info, dirs)
+        problem = self._restore(runner, bank, info, self._loaded_checkpoint(runner))
         problems = rank_problems(problem)
         if not problems:
             runner.logger.info(f'FAMT: restored the weight bank of epoch {self.bank_epoch + 1} '
                                f'({tuple(self.bank.shape)}, {self.bank.dtype})')
             return
+        bank.close()
         self.weight_bank = None  # on every rank: restored nowhere, recomputed everywhere
         self._model(runner).mask_generator.set_bank(None)
         _, world = get_dist_info()
         text = '; '.join((f'rank {r}: ' if world > 1 else '') + p
                          for r, p in sorted(problems.items()))
         if self.on_mismatch == 'error':
-            missing = any('is missing' in p for p in problems.values())
-            fix = ('Put the file back beside the checkpoint (famt_bank/)' if missing else
-                   'Resume with the dataset the run was started with and an intact bank file')
+            fix = bank.storage.restore_fix(list(problems.values()))
             raise ValueError(f'{text}. {fix}, or set '
                              "FAMTWeightHook(on_mismatch='recompute') to compute a new bank")
         runner.logger.warning(f'{text}; the bank will be recomputed on every rank')
 
-    def _restore(self, runner, bank: WeightBank, info: dict, dirs: List[str]) -> Optional[str]:
+    def _restore(self, runner, bank: WeightBank, info: dict,
+                 checkpoint: Optional[str]) -> Optional[str]:
         """Check and restore the checkpoint's bank on this rank; why not, or None."""
         try:
-            problem = bank.check_state(info, self._dataset_fingerprint(runner))
-            if problem is None and info.get('bank') is None:
-                problem = bank.check_file(info, dirs)  # one sequential read: warms the cache
+            # a file bank: one sequential read of the file, which also warms the page cache
+            problem = bank.check_state(info, self._dataset_fingerprint(runner), checkpoint)
             if problem is not None:
                 return problem
-            bank.load_state_dict(info, dirs)
+            bank.load_state_dict(info, checkpoint)
         except Exception as e:  # noqa: BLE001  (any reader error: decided on by all ranks)
             return f'the FAMT weight bank cannot be restored: {type(e).__name__}: {e}'
         saved = (info.get('start_epoch'), info.get('interval'))
@@ -289,11 +289,7 @@ class FAMTWeightHook(Hook):
                 runner.cfg.train_dataloader, tuple(model.input_hw), self.on_bad_image,
                 self.refresh_pipeline, self.batch_size, self.num_workers)
         loader = self._refresh_loader
-        rank, world = get_dist_info()
-        if rank == 0:  # what a write killed before its rename left behind
-            for stray in remove_stray_temporaries(self._bank_dir(runner)):
-                runner.logger.warning(f'FAMT: removed {stray}, left by an interrupted bank '
-                                      'write')
+        _, world = get_dist_info()
         t0 = time.time()
         amp = training_amp_dtype(runner.optim_wrapper)  # the training's autocast dtype
         # A failure on one rank (an unreadable image, a bug) stops every rank here, before
@@ -306,10 +302,9 @@ class FAMTWeightHook(Hook):
         del shard.maps
         fallback, bad = shard.fallback, shard.bad
         bank = self._weight_bank(runner)
-        if self._use_file(maps):
-            self._set_bank_file(runner, bank, maps)
-        else:
-            bank.set_all(maps, runner.epoch)
+        bank.use_storage(self._storage(runner, storage_kind(self.bank_storage,
+                                                            maps.numel() * maps.element_size())))
+        bank.set_all(maps, runner.epoch)  # a file storage: written by rank 0, mapped by all
         del maps
         if world > 1:
             sums = check_ranks_agree(bank.checksum())
@@ -321,44 +316,6 @@ class FAMTWeightHook(Hook):
         gen.set_bank(bank)
         seconds = time.time() - t0
         self._log_refresh(runner, bank, seconds, sorted(fallback), sorted(bad))
-
-    def _use_file(self, maps: torch.Tensor) -> bool:
-        nbytes = maps.numel() * maps.element_size()
-        return self.bank_storage == 'file' or (self.bank_storage == 'auto'
-                                               and nbytes >= self.FILE_BANK_BYTES)
-
-    def _set_bank_file(self, runner, bank: WeightBank, maps: torch.Tensor) -> None:
-        """Rank 0 writes the bank file once (hashing while writing); every rank then maps it.
-
-        The other ranks hash their gathered copy for the cross-rank agreement check."""
-        rank, world = get_dist_info()
-        name = bank_file_name(runner.epoch, 'float16' if maps.dtype == torch.float16
-                              else 'uint8')
-        path = osp.join(self._bank_dir(runner), name)
-
-        def write_or_hash():
-            if rank == 0:
-                return write_bank_file(path, maps)
-            return WeightBank.from_maps(maps).checksum()
-
-        sha1 = on_every_rank(write_or_hash, f'FAMT: writing the bank file {path}')
-        # every rank reads the file once (its page cache) and checks it holds its own bank
-        on_every_rank(lambda: bank.set_file(path, sha1, runner.epoch, verify=True),
-                      f'FAMT: reading the bank file {path}')
-        if rank == 0:
-            self._drop_old_bank_files(runner, keep=path)
-
-    def _drop_old_bank_files(self, runner, keep: str) -> None:
-        if self.keep_banks < 0:
-            return
-        files = sorted(glob.glob(osp.join(self._bank_dir(runner), 'bank_epoch_*.npy')))
-        # the bank the newest checkpoint references stays, whatever keep_banks is: a resume
-        # from that checkpoint needs it
-        kept = {keep, osp.join(self._bank_dir(runner), self._checkpoint_bank or '')}
-        for old in [f for f in files if f not in kept][:max(0, len(files) - self.keep_banks)]:
-            os.remove(old)
-            runner.logger.info(f'FAMT: removed the old bank file {old} (keep_banks='
-                               f'{self.keep_banks})')
 
     def _gather_bank(self, model, idx: torch.Tensor, maps: torch.Tensor,
                      num_samples: int) -> torch.Tensor:
