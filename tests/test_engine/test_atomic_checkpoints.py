@@ -44,7 +44,6 @@ class FAMTTestStallingBackend(FAMTAtomicLocalBackend):
         time.sleep(600)
 
 
-# -- item 3: checkpoints complete or absent; resume skips a broken latest one ----------------
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     path = str(tmp_path / 'epoch_1.pth')
     atomic_write_bytes(b'old complete bytes', path)
@@ -64,7 +63,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 def two_epochs(tmp_path_factory):
     """tools/train.py on the shrunk MAE demo: epoch_1.pth, epoch_2.pth, last_checkpoint."""
     from tools.train import main
-    root = tmp_path_factory.mktemp('round2_resume')
+    root = tmp_path_factory.mktemp('checkpoint_resume')
     cfg = write_tiny_config(root / 'mae_tiny.py', config=MAE_DEMO, max_epochs=2,
                             custom_imports=IMPORTS)
     main([cfg, '--work-dir', str(root / 'work')])

@@ -14,7 +14,6 @@ from tests.test_engine.fault_helpers import CUSTOM_IMPORTS
 from tests.test_engine.run_helpers import RESIZE, famt_hook, own_logger, run_log
 
 
-# -- 2. weight bank integrity ----------------------------------------------------------
 @pytest.fixture(scope='module')
 def famt_checkpoint(tmp_path_factory):
     """A 1-epoch run with a bank (refreshed before epoch 0) in epoch_1.pth."""

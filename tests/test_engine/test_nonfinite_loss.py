@@ -49,7 +49,7 @@ class FAMTTestParamWatch(Hook):
 def _cfg(tmp_path, config=FAMT_DEMO, **kwargs):
     from tests.conftest import tiny_cfg
     cfg = tiny_cfg(tmp_path / f'work_{uuid.uuid4().hex[:6]}', config=config, **kwargs)
-    cfg.experiment_name = f'famt_round2_{uuid.uuid4().hex[:8]}'  # own logger per Runner
+    cfg.experiment_name = f'famt_nonfinite_{uuid.uuid4().hex[:8]}'  # own logger per Runner
     return cfg
 
 
@@ -57,7 +57,6 @@ def _log(runner):
     return open(osp.join(runner.log_dir, f'{runner.timestamp}.log')).read()
 
 
-# -- item 4: non-finite loss ------------------------------------------------------------
 def _nan_image_cfg(tmp_path, **hook):
     """FAMT tiny demo (FAMTOptimWrapper, skip) with sample 3 made of NaN pixels."""
     cfg = _cfg(tmp_path, max_epochs=2, start_epoch=1, custom_imports=IMPORTS)

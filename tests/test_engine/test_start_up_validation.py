@@ -11,7 +11,6 @@ from tests.conftest import FAMT_DEMO
 from tests.test_engine.run_helpers import RESIZE
 
 
-# -- 1. start-up validation ----------------------------------------------------------
 def _set(cfg, key, value):
     *path, last = key.split('.')
     node = cfg
@@ -85,11 +84,11 @@ def test_refresh_pipeline_validation(famt_runner_cfg, refresh_pipeline, error, m
 def _cfg(tmp_path, config=FAMT_DEMO, **kwargs):
     from tests.conftest import tiny_cfg
     cfg = tiny_cfg(tmp_path / f'work_{uuid.uuid4().hex[:6]}', config=config, **kwargs)
-    cfg.experiment_name = f'famt_round2_{uuid.uuid4().hex[:8]}'  # own logger per Runner
+    cfg.experiment_name = f'famt_start_up_{uuid.uuid4().hex[:8]}'  # own logger per Runner
     return cfg
 
 
-# -- item 2: a FAMT model without FAMTWeightHook -------------------------------------------
+# -- a FAMT model without FAMTWeightHook -------------------------------------------------
 def test_famt_model_without_its_hook_stops_before_the_first_step(tmp_path):
     cfg = _cfg(tmp_path, max_epochs=2)
     cfg.custom_hooks = []  # a derived config's own (here: empty) list replaced the base's

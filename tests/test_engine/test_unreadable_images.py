@@ -12,7 +12,6 @@ from famt_mm.datasets import FAMT_META_KEYS, render_synthetic_object
 from tests.test_engine.run_helpers import famt_hook, own_logger, run_log
 
 
-# -- 3. unreadable image files ------------------------------------------------------------
 @pytest.fixture(scope='module')
 def image_folder(tmp_path_factory):
     """13 readable 32 px images (PNG and JPEG) and one truncated JPEG, bad.jpg."""
