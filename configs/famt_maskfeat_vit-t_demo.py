@@ -1,4 +1,4 @@
-# FAMT MaskFeat demo: tiny ViT (96-d x 4 blocks) on the embedded SyntheticObjects dataset, CPU
+# FAMT MaskFeat demo: tiny ViT (64-d x 4 blocks) on the embedded SyntheticObjects dataset, CPU
 # friendly. 56 px images in 4 px patches: the 14 x 14 patch grid mmpretrain's HOGGenerator
 # lays its features out on (cells of 4 px, 108 -> 27 HOG values per patch). Random masking
 # (.4, the recipe's share) for 2 epochs, then FAMT (mask .45 / throw .40) from epoch 3
@@ -19,10 +19,10 @@ model = dict(
         to_rgb=True),
     backbone=dict(
         type='FAMTMaskFeatViT',
-        arch=dict(embed_dims=96, num_layers=4, num_heads=3, feedforward_channels=384),
+        arch=dict(embed_dims=64, num_layers=4, num_heads=2, feedforward_channels=256),
         img_size=56,
         patch_size=4),
-    neck=dict(type='LinearNeck', in_channels=96, out_channels=27, norm_cfg=None,
+    neck=dict(type='LinearNeck', in_channels=64, out_channels=27, norm_cfg=None,
               init_cfg=dict(type='TruncNormal', layer='Linear', std=0.02, bias=0)),
     head=dict(type='MIMHead', loss=dict(type='PixelReconstructionLoss', criterion='L2')),
     target_generator=dict(type='HOGGenerator', nbins=9, pool=4, gaussian_window=14),
