@@ -26,7 +26,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from .famt_algorithm import FAMTAlgorithm, FAMTSplit
-from .famt_mae import gather_patches, gather_tokens
+from .famt_simmim import FAMTSimMIMViT
+from .patch_ids import gather_tokens
 from .term_context import encoder_term_context
 from .weight_terms import TermContext
 
@@ -37,29 +38,14 @@ HOG_GRID = 14
 
 
 @MODELS.register_module()
-class FAMTMaskFeatViT(MaskFeatViT):
-    """``MaskFeatViT`` (same parameters and initialisation) with a FAMT path.
-
-    ``forward_famt(x, ids_masked, ids_visible)``: x B x 3 x H x W, ids B x M and B x V ->
-    B x (1 + M + V) x C (CLS, the masked tokens in the order of ``ids_masked``, then the
-    visible ones). ``forward`` is MaskFeatViT's.
+class FAMTMaskFeatViT(FAMTSimMIMViT):
+    """``MaskFeatViT`` (same parameters and initialisation) with the mask-token FAMT path it
+    shares with SimMIM: ``forward_famt(x, ids_masked, ids_visible)`` -> B x (1 + M + V) x C
+    (CLS, the masked tokens in the order of ``ids_masked``, then the visible ones; thrown
+    patches have no token). ``forward`` is MaskFeatViT's.
     """
 
-    def forward_famt(self, x: torch.Tensor, ids_masked: torch.Tensor,
-                     ids_visible: torch.Tensor) -> torch.Tensor:
-        B, M = x.shape[0], ids_masked.shape[1]
-        proj = self.patch_embed.projection
-        # only the visible patches are embedded: MaskFeatViT replaces a masked one's anyway
-        visible = torch.nn.functional.linear(
-            gather_patches(x, ids_visible, proj.kernel_size[0], layout='cpq'),
-            proj.weight.flatten(1), proj.bias)
-        tokens = torch.cat([self.mask_token.expand(B, M, -1), visible], dim=1)
-        tokens = tokens + self.pos_embed[0, 1:][torch.cat([ids_masked, ids_visible], dim=1)]
-        cls_tokens = (self.cls_token + self.pos_embed[:, :1, :]).expand(B, -1, -1)
-        x = self.drop_after_pos(torch.cat((cls_tokens, tokens), dim=1))
-        for layer in self.layers:
-            x = layer(x)
-        return self.norm1(x) if self.final_norm else x
+    forward = MaskFeatViT.forward  # not SimMIMViT's feature-map forward
 
 
 @MODELS.register_module()
@@ -79,13 +65,7 @@ class FAMTMaskFeat(FAMTAlgorithm, MaskFeat):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        proj = self.backbone.patch_embed.projection
         hog = self.target_generator
-        if not (isinstance(proj, torch.nn.Conv2d) and proj.stride == proj.kernel_size
-                and proj.padding == (0, 0) and self.backbone.patch_embed.norm is None):
-            raise ValueError('FAMTMaskFeat: the patch embedding must be one linear map per '
-                             'patch (Conv2d, kernel = stride, no padding, no norm), as '
-                             "MaskFeatViT's is")
         if self.patch_grid_hw != (HOG_GRID, HOG_GRID) or self.patch_size[0] % hog.pool:
             raise ValueError(
                 f'FAMTMaskFeat: HOGGenerator lays its features out on a {HOG_GRID} x '

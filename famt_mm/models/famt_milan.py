@@ -31,7 +31,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from .famt_algorithm import FAMTAlgorithm, FAMTSplit
-from .famt_mae import FAMTViT, gather_tokens
+from .famt_mae import FAMTViT
+from .patch_ids import gather_tokens
 from .term_context import encoder_term_context
 from .weight_terms import TermContext
 
@@ -39,20 +40,11 @@ __all__ = ['FAMTMILANViT', 'FAMTMILANPretrainDecoder', 'FAMTMILAN', 'RandomCLIPG
 
 
 @MODELS.register_module()
-class FAMTMILANViT(MILANViT):
-    """``MILANViT`` (same parameters and initialisation) with a FAMT path.
-
-    ``forward_famt(x, ids_visible)``: x B x 3 x H x W, ids_visible B x V -> B x (1 + V) x C
-    (CLS first, final norm). ``forward`` is MILANViT's.
+class FAMTMILANViT(MILANViT, FAMTViT):
+    """``MILANViT`` (same parameters and initialisation) with the visible-token FAMT path it
+    shares with MAE: ``forward_famt(x, ids_visible)`` -> B x (1 + V) x C (CLS first, final
+    norm). ``forward`` is MILANViT's.
     """
-
-    def forward_famt(self, x: torch.Tensor, ids_visible: torch.Tensor) -> torch.Tensor:
-        x = FAMTViT.embed_patches(self, x, ids_visible) + self.pos_embed[0, 1:][ids_visible]
-        cls_tokens = (self.cls_token + self.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
-        x = torch.cat((cls_tokens, x), dim=1)
-        for layer in self.layers:
-            x = layer(x)
-        return self.norm1(x)
 
 
 @MODELS.register_module()
