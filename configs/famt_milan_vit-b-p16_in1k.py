@@ -11,7 +11,9 @@ custom_imports = dict(imports=['famt_mm'], allow_failed_imports=False)
 model = dict(
     type='FAMTMILAN',
     backbone=dict(type='FAMTMILANViT'),
-    neck=dict(type='FAMTMILANPretrainDecoder'),
+    # mmpretrain 1.2's recipe leaves the decoder's embed_dim at its default 1024, which cannot
+    # take ViT-B's 768-d tokens (a shape error at the first step, plain MILAN too)
+    neck=dict(type='FAMTMILANPretrainDecoder', embed_dim=768),
     mask_generator=dict(type='FAMTMaskGenerator', mask_ratio=0.45, throw_ratio=0.40,
                         random_mask_ratio=0.75))
 train_dataloader = famt_train_dataloader(_base_.train_dataloader)  # noqa: F821
