@@ -4,14 +4,10 @@
 # warm-up), then FAMT masking (.45) and throwing (.40), weights refreshed every 30 epochs.
 #   bash tools/dist_train.sh configs/famt_maskfeat_vit-b-p16_in1k.py 8
 _base_ = 'mmpretrain::maskfeat/maskfeat_vit-base-p16_8xb256-amp-coslr-300e_in1k.py'
-from famt_mm.recipe import famt_train_dataloader  # noqa: E402 (text config)
+from famt_mm.recipe import famt_model, famt_train_dataloader  # noqa: E402 (text config)
 
 custom_imports = dict(imports=['famt_mm'], allow_failed_imports=False)
-model = dict(
-    type='FAMTMaskFeat',
-    backbone=dict(type='FAMTMaskFeatViT'),
-    mask_generator=dict(type='FAMTMaskGenerator', mask_ratio=0.45, throw_ratio=0.40,
-                        random_mask_ratio=0.4))
+model = famt_model('MaskFeat', mask_ratio=0.45, throw_ratio=0.40, random_mask_ratio=0.4)
 train_dataloader = famt_train_dataloader(_base_.train_dataloader)  # noqa: F821
 train_pipeline = train_dataloader['dataset']['pipeline']
 custom_hooks = [

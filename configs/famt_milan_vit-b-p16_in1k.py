@@ -5,17 +5,13 @@
 # and throwing (.40) of the 196 patches, weights refreshed every 40 epochs.
 #   bash tools/dist_train.sh configs/famt_milan_vit-b-p16_in1k.py 16
 _base_ = 'mmpretrain::milan/milan_vit-base-p16_16xb256-amp-coslr-400e_in1k.py'
-from famt_mm.recipe import famt_train_dataloader  # noqa: E402 (text config)
+from famt_mm.recipe import famt_model, famt_train_dataloader  # noqa: E402 (text config)
 
 custom_imports = dict(imports=['famt_mm'], allow_failed_imports=False)
-model = dict(
-    type='FAMTMILAN',
-    backbone=dict(type='FAMTMILANViT'),
-    # mmpretrain 1.2's recipe leaves the decoder's embed_dim at its default 1024, which cannot
-    # take ViT-B's 768-d tokens (a shape error at the first step, plain MILAN too)
-    neck=dict(type='FAMTMILANPretrainDecoder', embed_dim=768),
-    mask_generator=dict(type='FAMTMaskGenerator', mask_ratio=0.45, throw_ratio=0.40,
-                        random_mask_ratio=0.75))
+model = famt_model('MILAN', mask_ratio=0.45, throw_ratio=0.40, random_mask_ratio=0.75)
+# mmpretrain 1.2's recipe leaves the decoder's embed_dim at its default 1024, which cannot take
+# ViT-B's 768-d tokens (a shape error at the first step, plain MILAN too)
+model['neck']['embed_dim'] = 768
 train_dataloader = famt_train_dataloader(_base_.train_dataloader)  # noqa: F821
 train_pipeline = train_dataloader['dataset']['pipeline']
 custom_hooks = [

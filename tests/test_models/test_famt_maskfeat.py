@@ -134,3 +134,26 @@ def test_the_loss_is_the_hog_of_the_masked_patches_only():
 def test_a_patch_grid_other_than_hogs_14_x_14_stops_with_the_fix():
     with pytest.raises(ValueError, match='14 x 14 patch grid'):
         MODELS.build(maskfeat_cfg(img=64, patch=4))
+
+
+def test_in1k_config_is_mmpretrains_recipe_with_famt_and_trains_a_step():
+    import os.path as osp
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from tests.conftest import REPO
+    cfg = Config.fromfile(osp.join(REPO, 'configs/famt_maskfeat_vit-b-p16_in1k.py'))
+    assert (cfg.model.type, cfg.model.backbone.type) == ('FAMTMaskFeat', 'FAMTMaskFeatViT')
+    assert (cfg.model.backbone.arch, cfg.model.backbone.patch_size) == ('b', 16)
+    assert cfg.model.target_generator == dict(type='HOGGenerator', nbins=9, pool=8,
+                                              gaussian_window=16)
+    assert cfg.train_cfg.max_epochs == 300 and cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    # the recipe's BEiTMaskGenerator is dropped: FAMT draws the mask
+    assert [s.type for s in cfg.train_dataloader.dataset.pipeline] == [
+        'LoadImageFromFile', 'FAMTRandomResizedCrop', 'RandomFlip', 'PackInputs']
+    assert [h.type for h in cfg.custom_hooks] == ['FAMTWeightHook']
+    init_default_scope('mmpretrain')
+    model = MODELS.build(cfg.model)
+    loss = model.loss(torch.randn(1, 3, 224, 224), samples(1))['loss']
+    assert loss.isfinite() and model.grid_hw == (14, 14)

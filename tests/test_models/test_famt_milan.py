@@ -177,3 +177,31 @@ def test_random_clip_teacher_is_a_clip_generator_of_the_asked_size():
     assert feature.shape == (2, 1 + L, FEAT) and attention.shape == (2, 1 + L, 1 + L)
     with pytest.raises(ValueError, match='multiple of 64'):
         MODELS.build(dict(type='RandomCLIPGenerator', width=48))
+
+
+def test_in1k_config_is_mmpretrains_recipe_with_famt_and_trains_a_step():
+    import os.path as osp
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from tests.conftest import REPO
+    cfg = Config.fromfile(osp.join(REPO, 'configs/famt_milan_vit-b-p16_in1k.py'))
+    model_cfg = cfg.model
+    assert (model_cfg.type, model_cfg.backbone.type, model_cfg.neck.type) == (
+        'FAMTMILAN', 'FAMTMILANViT', 'FAMTMILANPretrainDecoder')
+    assert (model_cfg.backbone.arch, model_cfg.backbone.patch_size) == ('b', 16)
+    # the pretrained CLIP teacher, as mmpretrain's recipe
+    assert model_cfg.target_generator.type == 'CLIPGenerator'
+    assert model_cfg.target_generator.tokenizer_path.endswith('clip_vit_base_16.pth.tar')
+    assert cfg.train_cfg.max_epochs == 400
+    assert [s.type for s in cfg.train_dataloader.dataset.pipeline] == [
+        'LoadImageFromFile', 'FAMTRandomResizedCrop', 'RandomFlip', 'PackInputs']
+    assert [h.type for h in cfg.custom_hooks] == ['FAMTWeightHook']
+    # one step with a random teacher of the pretrained one's output size (no download here)
+    model_cfg.target_generator = dict(type='RandomCLIPGenerator', img_size=224, patch_size=16,
+                                      width=64, num_layers=1, out_dims=512)
+    init_default_scope('mmpretrain')
+    model = MODELS.build(model_cfg)
+    loss = model.loss(torch.randn(1, 3, 224, 224), samples(1))['loss']
+    assert loss.isfinite() and model.grid_hw == (14, 14)
