@@ -13,7 +13,8 @@ weights: the counts, not the places, set the FLOPs); mmpretrain's model runs ``l
 mask its recipe's pipeline transform draws (``*MaskGenerator``), or its own masking (MAE).
 
 :data:`FLOP_PAIRS`: one line per FAMT algorithm, ``plain algorithm -> (FAMT config, plain
-config)``; an entry whose batch is not one image B x 3 x H x W gives ``make_batch``.
+config)``; an entry whose batch is not one image B x 3 x H x W gives ``make_batch``, one whose
+teacher is a download gives ``model_options`` (a teacher of the same shape, random weights).
 """
 import os.path as osp
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
@@ -28,12 +29,15 @@ __all__ = ['FlopPair', 'FLOP_PAIRS', 'count_flops', 'step_flops', 'flop_ratio_ro
 class FlopPair(NamedTuple):
     """A FAMT config and the plain mmpretrain config it is measured against.
 
+    model_options: ``{'model.x': ...}`` merged onto both configs before building, e.g. a
+    teacher of the pretrained one's shape with random weights where that one is a download.
     make_batch: ``(model, cfg, batch, hw) -> (inputs, data_samples)`` for algorithms whose
     inputs are not one image tensor (default: :func:`image_batch`).
     """
     famt_config: str
     plain_config: str
     make_batch: Optional[Callable] = None
+    model_options: Optional[dict] = None  # merged onto both configs (``merge_from_dict``)
 
 
 #: Known pairs at ViT-B/16, 224 px, by mmpretrain algorithm; add one line per algorithm.
@@ -41,6 +45,12 @@ FLOP_PAIRS: Dict[str, FlopPair] = {
     'MAE': FlopPair('configs/famt_mae_vit-b_in1k.py', 'configs/mae_vit-b_in1k.py'),
     'SimMIM': FlopPair('configs/famt_simmim_vit-b-p16_in1k.py',
                        'configs/simmim_vit-b-p16_in1k.py'),
+    'MaskFeat': FlopPair('configs/famt_maskfeat_vit-b-p16_in1k.py',
+                         'configs/maskfeat_vit-b-p16_in1k.py'),
+    'MILAN': FlopPair('configs/famt_milan_vit-b-p16_in1k.py', 'configs/milan_vit-b-p16_in1k.py',
+                      model_options={'model.target_generator': dict(  # CLIP ViT-B/16's shape
+                          _delete_=True, type='RandomCLIPGenerator', img_size=224, patch_size=16,
+                          width=768, num_layers=12, out_dims=512)}),
 }
 
 
@@ -59,7 +69,7 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def _build(config: str):
+def _build(config: str, model_options: Optional[dict] = None):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
@@ -67,6 +77,8 @@ def _build(config: str):
     import famt_mm  # noqa: F401  (registers the modules)
     in_repo = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), config)
     cfg = Config.fromfile(config if osp.isfile(config) or not osp.isfile(in_repo) else in_repo)
+    if model_options:
+        cfg.merge_from_dict(model_options)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     return MODELS.build(cfg.model), cfg  # no init_weights: no pretrained teacher is read
 
@@ -99,6 +111,7 @@ def image_batch(model, cfg, batch: int, hw: Tuple[int, int]) -> Tuple[torch.Tens
 
 @torch.no_grad()
 def step_flops(config: str, batch: int = 1, make_batch: Optional[Callable] = None,
+               model_options: Optional[dict] = None,
                hw: Optional[Tuple[int, int]] = None) -> dict:
     """FLOPs of one training-step forward of ``config``'s model.
 
@@ -108,7 +121,7 @@ def step_flops(config: str, batch: int = 1, make_batch: Optional[Callable] = Non
     """
     from famt_mm.models.famt_algorithm import is_famt_model
     from famt_mm.models.famt_sampling import plackett_luce_split, split_counts
-    model, cfg = _build(config)
+    model, cfg = _build(config, model_options)
     model.train()
     famt = is_famt_model(model)
     if hw is None:
@@ -136,8 +149,9 @@ def flop_ratio_rows(pairs: Dict[str, FlopPair], batch: int = 1) -> List[dict]:
     """One row per pair: FAMT and plain FLOPs per image and their ratio."""
     rows = []
     for name, pair in pairs.items():
-        famt = step_flops(pair.famt_config, batch, pair.make_batch)
-        plain = step_flops(pair.plain_config, batch, pair.make_batch, hw=famt['input_hw'])
+        famt = step_flops(pair.famt_config, batch, pair.make_batch, pair.model_options)
+        plain = step_flops(pair.plain_config, batch, pair.make_batch, pair.model_options,
+                           hw=famt['input_hw'])
         rows.append(dict(algorithm=name, famt=famt, plain=plain,
                          ratio=famt['total'] / plain['total']))
     return rows
