@@ -9,6 +9,7 @@ _base_ = [
     '_base_/schedules/adamw_mae_demo.py',
     '_base_/default_runtime.py',
 ]
+from famt_mm.recipe import famt_pipeline  # noqa: E402 (text config: _base_ first)
 
 model = dict(
     type='FAMTMaskFeat',
@@ -29,13 +30,12 @@ model = dict(
     mask_generator=dict(type='FAMTMaskGenerator', mask_ratio=0.45, throw_ratio=0.40,
                         random_mask_ratio=0.4))
 
-train_pipeline = [
-    dict(type='FAMTRandomResizedCrop', scale=56, crop_ratio_range=(0.5, 1.0),
-         backend='pillow', interpolation='bicubic'),
+train_pipeline = famt_pipeline([
+    dict(type='RandomResizedCrop', scale=56, crop_ratio_range=(0.5, 1.0), backend='pillow',
+         interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'famt_crop', 'flip',
-                                       'flip_direction')),
-]
+    dict(type='PackInputs'),
+])
 train_dataloader = dict(dataset=dict(num_samples=256, pipeline=train_pipeline))
 train_cfg = dict(max_epochs=4)
 

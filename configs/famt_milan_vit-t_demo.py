@@ -9,6 +9,7 @@ _base_ = [
     '_base_/schedules/adamw_mae_demo.py',
     '_base_/default_runtime.py',
 ]
+from famt_mm.recipe import famt_pipeline  # noqa: E402 (text config: _base_ first)
 
 model = dict(
     type='FAMTMILAN',
@@ -48,13 +49,7 @@ model = dict(
                         random_mask_ratio=0.75),
     init_cfg=None)
 
-train_pipeline = [
-    dict(type='FAMTRandomResizedCrop', scale=64, crop_ratio_range=(0.2, 1.0),
-         backend='pillow', interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'famt_crop', 'flip',
-                                       'flip_direction')),
-]
+train_pipeline = famt_pipeline(_base_.train_pipeline)  # noqa: F821
 train_dataloader = dict(dataset=dict(num_samples=256, pipeline=train_pipeline))
 train_cfg = dict(max_epochs=4)
 
