@@ -3,8 +3,8 @@
 The hook decides when (before which epoch, on resume, at the switch to FAMT) and calls the rest:
 the bank and its storages are ``famt_mm.bank`` (file names, rotation, rank-0 writing and lookup
 are ``famt_mm.bank.file_storage``'s), the refresh pass ``famt_mm.engine.refresh``, the pipeline
-checks ``famt_mm.datasets.pipeline_checks``, and the model is used through the interface of
-famt_mm/models/famt_model.py.
+checks ``famt_mm.datasets.pipeline_checks``, and the model is used through the contract of
+famt_mm/models/famt_algorithm.py.
 """
 import time
 from typing import Dict, List, Optional
@@ -19,7 +19,7 @@ from mmpretrain.registry import HOOKS
 from ...bank import (BANK_STORAGES, BankStorage, WeightBank, check_ranks_agree,
                      check_storage_setting, dataset_fingerprint, gather_by_index, storage_kind)
 from ...datasets.pipeline_checks import check_refresh_pipeline, check_train_pipeline
-from ...models.famt_model import check_famt_model
+from ...models.famt_algorithm import check_famt_model
 from ..rank_agreement import flagged_ranks, on_every_rank, rank_problems
 from ..refresh import (Progress, build_refresh_loader, compute_shard_maps, map_statistics,
                        training_amp_dtype)

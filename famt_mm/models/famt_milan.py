@@ -1,0 +1,134 @@
+"""FAMT on top of mmpretrain's MILAN (visible-token family): thrown patches reach neither the
+encoder, nor the prompting decoder's queries or keys, nor the loss.
+
+MILAN chooses the patches it keeps by the CLIP teacher's CLS attention (``MILANViT``'s
+``attention_masking``: a multinomial draw on that importance). FAMT's split takes the place
+of that choice: FAMT's weights decide which patches are masked, thrown and visible; the CLIP
+teacher stays as the target (its features of the whole image).
+
+One image, start to end (``FAMTAlgorithm.loss`` draws the split, then ``famt_loss``):
+
+1. the split: masked / thrown / visible patch ids (B x M / B x T / B x V).
+2. ``FAMTMILANViT.forward_famt(x, ids_visible)``: the V visible patches only, each with its
+   own position embedding, CLS prepended, transformer, final norm: B x (1 + V) x C.
+3. ``FAMTMILANPretrainDecoder.forward_famt(latent, ids_visible, ids_masked)``: the encoder's
+   tokens become the fixed prompts (CLS + V), one mask-token query per MASKED patch; each
+   prompting block updates the M queries, attending to the 1 + V + M tokens (in raster
+   order of their patches, as MILAN's); norm and projection of all 1 + V + M tokens:
+   B x (1 + V + M) x D.
+4. the CLIP teacher on the whole image (B x (1 + L) x D, gradient-free), taken at CLS, the
+   visible and the masked patches; ``MIMHead`` with ``CosineSimilarityLoss`` over those
+   1 + V + M tokens (MILAN's loss covers every token; the thrown ones are left out).
+"""
+from typing import Dict, List
+
+import torch
+from mmpretrain.models.necks import MILANPretrainDecoder
+from mmpretrain.models.selfsup import MILAN
+from mmpretrain.models.selfsup.milan import CLIPGenerator, MILANViT
+from mmpretrain.models.utils.clip_generator_helper import CLIP
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+from .famt_algorithm import FAMTAlgorithm, FAMTSplit
+from .famt_mae import FAMTViT
+from .patch_ids import gather_tokens
+from .term_context import encoder_term_context
+from .weight_terms import TermContext
+
+__all__ = ['FAMTMILANViT', 'FAMTMILANPretrainDecoder', 'FAMTMILAN', 'RandomCLIPGenerator']
+
+
+@MODELS.register_module()
+class FAMTMILANViT(MILANViT, FAMTViT):
+    """``MILANViT`` (same parameters and initialisation) with the visible-token FAMT path it
+    shares with MAE: ``forward_famt(x, ids_visible)`` -> B x (1 + V) x C (CLS first, final
+    norm). ``forward`` is MILANViT's.
+    """
+
+
+@MODELS.register_module()
+class FAMTMILANPretrainDecoder(MILANPretrainDecoder):
+    """``MILANPretrainDecoder`` with a FAMT path over the visible and masked tokens only.
+
+    ``forward_famt(x, ids_visible, ids_masked)``: x the encoder output B x (1 + V) x C,
+    ids B x V and B x M -> B x (1 + V + M) x D predictions (CLS, the visible patches in the
+    order of ``ids_visible``, the masked ones in the order of ``ids_masked``). ``forward``
+    is MILAN's.
+    """
+
+    def forward_famt(self, x: torch.Tensor, ids_visible: torch.Tensor,
+                     ids_masked: torch.Tensor) -> torch.Tensor:
+        x = self.decoder_embed(x)
+        B, _, D = x.shape
+        pos = self.decoder_pos_embed[0]  # (1 + L) x D, index 0 = CLS
+        prompts = torch.cat([x[:, :1] + pos[:1], x[:, 1:] + pos[1:][ids_visible]], dim=1)
+        queries = self.mask_token.expand(B, ids_masked.shape[1], D) + pos[1:][ids_masked]
+        # the blocks' keys: visible then masked, put in raster order of their patches
+        key_order = torch.argsort(torch.cat([ids_visible, ids_masked], dim=1), dim=1)
+        for blk in self.decoder_blocks:
+            queries = blk(queries, prompts, key_order)
+        return self.decoder_pred(self.decoder_norm(torch.cat([prompts, queries], dim=1)))
+
+
+@MODELS.register_module()
+class FAMTMILAN(FAMTAlgorithm, MILAN):
+    """MILAN with FAMT masking and throwing (the contract: famt_mm/models/famt_algorithm.py).
+
+    Args:
+        backbone / neck: ``FAMTMILANViT`` / ``FAMTMILANPretrainDecoder`` (MILAN's arguments;
+            the backbone's ``mask_ratio`` is unused, the mask generator's ratios count).
+        head / target_generator: the recipe's ``MIMHead`` (``CosineSimilarityLoss``) and
+            ``CLIPGenerator``, unchanged.
+        mask_generator (dict): ``FAMTMaskGenerator`` config (ratios of patches).
+    """
+
+    plain_algorithm = 'MILAN'
+    famt_types = dict(type='FAMTMILAN', backbone=dict(type='FAMTMILANViT'),
+                      neck=dict(type='FAMTMILANPretrainDecoder'))
+
+    def famt_term_context(self, inputs: torch.Tensor) -> TermContext:
+        return encoder_term_context(lambda x: self.backbone(x, None), self.backbone.layers[-1],
+                                    inputs, self.patch_grid_hw, self.patch_size,
+                                    self.mask_generator.weighting.needs)
+
+    def famt_loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
+                  split: FAMTSplit) -> Dict[str, torch.Tensor]:
+        clip_feature, _ = self.target_generator(inputs)  # its importance: FAMT's split instead
+        latent = self.backbone.forward_famt(inputs, split.visible)
+        pred = self.neck.forward_famt(latent, split.visible, split.masked)
+        kept = torch.cat([split.visible.new_zeros(split.visible.shape[0], 1),
+                          split.visible + 1, split.masked + 1], dim=1)  # token ids, 0 = CLS
+        target = gather_tokens(clip_feature, kept)
+        return dict(loss=self.head.loss(pred, target))
+
+    def famt_reconstruct(self, inputs: torch.Tensor, split: FAMTSplit) -> None:
+        return None  # the target is CLIP features, not pixels
+
+
+@MODELS.register_module()
+class RandomCLIPGenerator(CLIPGenerator):
+    """``CLIPGenerator`` around a randomly initialised CLIP of the given size, no checkpoint.
+
+    For tests and CPU demos, where the pretrained CLIP cannot be downloaded; a real run uses
+    ``CLIPGenerator(tokenizer_path=...)`` as mmpretrain's recipe does. ``forward`` (images
+    B x 3 x H x W -> features B x (1 + L) x out_dims, attention B x (1 + L) x (1 + L)) is
+    CLIPGenerator's.
+
+    Args:
+        img_size / patch_size: input size and patch size of the visual ViT, in pixels.
+        width (int): its channels, a multiple of 64 (CLIP uses width // 64 heads).
+        num_layers (int): its blocks. out_dims (int): the feature size.
+    """
+
+    def __init__(self, img_size: int = 32, patch_size: int = 8, width: int = 64,
+                 num_layers: int = 1, out_dims: int = 64):
+        torch.nn.Module.__init__(self)  # CLIPGenerator's would load a checkpoint
+        if width % 64:
+            raise ValueError(f'RandomCLIPGenerator: width={width} must be a multiple of 64 '
+                             '(CLIP gives its visual ViT width // 64 heads)')
+        self.tokenizer_path = None
+        # the text tower is not used for targets: the smallest CLIP builds
+        self.tokenizer = CLIP(out_dims, img_size, num_layers, width, patch_size,
+                              context_length=1, vocab_size=1, transformer_width=64,
+                              transformer_heads=1, transformer_layers=1).eval()
