@@ -13,7 +13,8 @@ weights: the counts, not the places, set the FLOPs); mmpretrain's model runs ``l
 mask its recipe's pipeline transform draws (``*MaskGenerator``), or its own masking (MAE).
 
 :data:`FLOP_PAIRS`: one line per FAMT algorithm, ``plain algorithm -> (FAMT config, plain
-config)``; an entry whose batch is not one image B x 3 x H x W gives ``make_batch``.
+config)``; an entry whose batch is not one image B x 3 x H x W gives ``make_batch``, one
+whose model cannot be built here (a teacher's weights to download) ``cfg_options``.
 """
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
@@ -29,10 +30,12 @@ class FlopPair(NamedTuple):
 
     make_batch: ``(model, cfg, batch, hw) -> (inputs, data_samples)`` for algorithms whose
     inputs are not one image tensor (default: :func:`image_batch`).
+    cfg_options: merged onto both configs (e.g. a random teacher of the released one's size).
     """
     famt_config: str
     plain_config: str
     make_batch: Optional[Callable] = None
+    cfg_options: Optional[dict] = None
 
 
 #: Known pairs at ViT-B/16, 224 px, by mmpretrain algorithm; add one line per algorithm.
@@ -40,6 +43,12 @@ FLOP_PAIRS: Dict[str, FlopPair] = {
     'MAE': FlopPair('configs/famt_mae_vit-b_in1k.py', 'configs/mae_vit-b_in1k.py'),
     'SimMIM': FlopPair('configs/famt_simmim_vit-b-p16_in1k.py',
                        'configs/simmim_vit-b-p16_in1k.py'),
+    'MFF': FlopPair('configs/famt_mff_vit-b-p16_in1k.py', 'configs/mff_vit-b-p16_in1k.py'),
+    # CLIP ViT-B/16's image tower with random weights: the released one's FLOPs, no download
+    'EVA': FlopPair('configs/famt_eva_vit-b-p16_in1k.py', 'configs/eva_vit-b-p16_in1k.py',
+                    cfg_options={'model.target_generator': dict(
+                        _delete_=True, type='RandomCLIPGenerator', img_size=224, patch_size=16,
+                        width=768, depth=12, out_dim=512)}),
 }
 
 
@@ -58,13 +67,14 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def _build(config: str):
+def _build(config: str, cfg_options: Optional[dict] = None):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
 
     import famt_mm  # noqa: F401  (registers the modules)
     cfg = Config.fromfile(config)
+    cfg.merge_from_dict(cfg_options or {})
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     return MODELS.build(cfg.model), cfg  # no init_weights: no pretrained teacher is read
 
@@ -97,7 +107,7 @@ def image_batch(model, cfg, batch: int, hw: Tuple[int, int]) -> Tuple[torch.Tens
 
 @torch.no_grad()
 def step_flops(config: str, batch: int = 1, make_batch: Optional[Callable] = None,
-               hw: Optional[Tuple[int, int]] = None) -> dict:
+               hw: Optional[Tuple[int, int]] = None, cfg_options: Optional[dict] = None) -> dict:
     """FLOPs of one training-step forward of ``config``'s model.
 
     A FAMT algorithm runs ``famt_loss`` on a split of its FAMT-phase counts; any other model
@@ -106,7 +116,7 @@ def step_flops(config: str, batch: int = 1, make_batch: Optional[Callable] = Non
     """
     from famt_mm.models.famt_algorithm import is_famt_model
     from famt_mm.models.famt_sampling import plackett_luce_split, split_counts
-    model, cfg = _build(config)
+    model, cfg = _build(config, cfg_options)
     model.train()
     famt = is_famt_model(model)
     if hw is None:
@@ -134,8 +144,10 @@ def flop_ratio_rows(pairs: Dict[str, FlopPair], batch: int = 1) -> List[dict]:
     """One row per pair: FAMT and plain FLOPs per image and their ratio."""
     rows = []
     for name, pair in pairs.items():
-        famt = step_flops(pair.famt_config, batch, pair.make_batch)
-        plain = step_flops(pair.plain_config, batch, pair.make_batch, hw=famt['input_hw'])
+        famt = step_flops(pair.famt_config, batch, pair.make_batch,
+                          cfg_options=pair.cfg_options)
+        plain = step_flops(pair.plain_config, batch, pair.make_batch, hw=famt['input_hw'],
+                           cfg_options=pair.cfg_options)
         rows.append(dict(algorithm=name, famt=famt, plain=plain,
                          ratio=famt['total'] / plain['total']))
     return rows
