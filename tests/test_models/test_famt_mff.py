@@ -7,7 +7,7 @@ from mmpretrain.structures import DataSample
 
 import famt_mm  # noqa: F401  (registers the modules)
 from famt_mm.models import FAMTMFF
-from famt_mm.models.famt_algorithm import famt_algorithm_for
+from famt_mm.models.famt_algorithm import famt_algorithm_for, is_pretrain_only
 
 ARCH = dict(embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=64)
 WARM_UP_THROW = dict(random_mask_ratio=0.45, random_throw_ratio=0.40)  # 7 / 6 / 3 of 16
@@ -140,7 +140,12 @@ def test_refresh_reconstruction_and_contract():
     torch.manual_seed(0)
     model = build(mff_cfg())
     assert famt_algorithm_for('MFF') is FAMTMFF
+    # conversion drops the fusion (a module name stands for its keys), keeps the ViT
     assert set(FAMTMFF.pretrain_only_keys) == {'proj_layers', 'proj_weights'}
+    encoder_keys = set(model.backbone.state_dict())
+    dropped = {k for k in encoder_keys if is_pretrain_only(k)}
+    assert dropped == {'proj_weights'} | {f'proj_layers.{i}.{p}' for i in range(2)
+                                          for p in ('weight', 'bias')}
     model.eval()
     x = torch.randn(2, 3, 32, 32)
     # the whole-image features (MFFViT's own forward(x, None) masks at random)
