@@ -16,6 +16,7 @@ mask its recipe's pipeline transform draws (``*MaskGenerator``), or its own mask
 config)``; an entry whose batch is not one image B x 3 x H x W gives ``make_batch``, one
 whose model cannot be built here (a teacher's weights to download) ``cfg_options``.
 """
+import os.path as osp
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
@@ -73,7 +74,8 @@ def _build(config: str, cfg_options: Optional[dict] = None):
     from mmpretrain.registry import MODELS
 
     import famt_mm  # noqa: F401  (registers the modules)
-    cfg = Config.fromfile(config)
+    in_repo = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), config)
+    cfg = Config.fromfile(config if osp.isfile(config) or not osp.isfile(in_repo) else in_repo)
     cfg.merge_from_dict(cfg_options or {})
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     return MODELS.build(cfg.model), cfg  # no init_weights: no pretrained teacher is read
