@@ -16,5 +16,5 @@ model = dict(
     head=dict(_delete_=True, type='MIMHead',
               loss=dict(type='CosineSimilarityLoss', shift_factor=2.0, scale_factor=2.0)),
     target_generator=dict(type='RandomCLIPGenerator', img_size=64, patch_size=8, width=64,
-                          depth=2, out_dim=64),
+                          num_layers=2, out_dims=64),
     init_cfg=None)  # as EVA's recipe: the model-wide init would re-initialise the teacher

@@ -13,8 +13,8 @@ weights: the counts, not the places, set the FLOPs); mmpretrain's model runs ``l
 mask its recipe's pipeline transform draws (``*MaskGenerator``), or its own masking (MAE).
 
 :data:`FLOP_PAIRS`: one line per FAMT algorithm, ``plain algorithm -> (FAMT config, plain
-config)``; an entry whose batch is not one image B x 3 x H x W gives ``make_batch``, one
-whose model cannot be built here (a teacher's weights to download) ``cfg_options``.
+config)``; an entry whose batch is not one image B x 3 x H x W gives ``make_batch``, one whose
+teacher is a download gives ``model_options`` (a teacher of the same shape, random weights).
 """
 import os.path as osp
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
@@ -29,14 +29,15 @@ __all__ = ['FlopPair', 'FLOP_PAIRS', 'count_flops', 'step_flops', 'flop_ratio_ro
 class FlopPair(NamedTuple):
     """A FAMT config and the plain mmpretrain config it is measured against.
 
+    model_options: ``{'model.x': ...}`` merged onto both configs before building, e.g. a
+    teacher of the pretrained one's shape with random weights where that one is a download.
     make_batch: ``(model, cfg, batch, hw) -> (inputs, data_samples)`` for algorithms whose
     inputs are not one image tensor (default: :func:`image_batch`).
-    cfg_options: merged onto both configs (e.g. a random teacher of the released one's size).
     """
     famt_config: str
     plain_config: str
     make_batch: Optional[Callable] = None
-    cfg_options: Optional[dict] = None
+    model_options: Optional[dict] = None  # merged onto both configs (``merge_from_dict``)
 
 
 #: Known pairs at ViT-B/16, 224 px, by mmpretrain algorithm; add one line per algorithm.
@@ -45,11 +46,10 @@ FLOP_PAIRS: Dict[str, FlopPair] = {
     'SimMIM': FlopPair('configs/famt_simmim_vit-b-p16_in1k.py',
                        'configs/simmim_vit-b-p16_in1k.py'),
     'MFF': FlopPair('configs/famt_mff_vit-b-p16_in1k.py', 'configs/mff_vit-b-p16_in1k.py'),
-    # CLIP ViT-B/16's image tower with random weights: the released one's FLOPs, no download
     'EVA': FlopPair('configs/famt_eva_vit-b-p16_in1k.py', 'configs/eva_vit-b-p16_in1k.py',
-                    cfg_options={'model.target_generator': dict(
+                    model_options={'model.target_generator': dict(  # CLIP ViT-B/16's shape
                         _delete_=True, type='RandomCLIPGenerator', img_size=224, patch_size=16,
-                        width=768, depth=12, out_dim=512)}),
+                        width=768, num_layers=12, out_dims=512)}),
 }
 
 
@@ -68,7 +68,7 @@ def count_flops(fn: Callable[[], object]) -> int:
     return counter.get_total_flops()
 
 
-def _build(config: str, cfg_options: Optional[dict] = None):
+def _build(config: str, model_options: Optional[dict] = None):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
@@ -76,7 +76,8 @@ def _build(config: str, cfg_options: Optional[dict] = None):
     import famt_mm  # noqa: F401  (registers the modules)
     in_repo = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), config)
     cfg = Config.fromfile(config if osp.isfile(config) or not osp.isfile(in_repo) else in_repo)
-    cfg.merge_from_dict(cfg_options or {})
+    if model_options:
+        cfg.merge_from_dict(model_options)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     return MODELS.build(cfg.model), cfg  # no init_weights: no pretrained teacher is read
 
@@ -109,7 +110,8 @@ def image_batch(model, cfg, batch: int, hw: Tuple[int, int]) -> Tuple[torch.Tens
 
 @torch.no_grad()
 def step_flops(config: str, batch: int = 1, make_batch: Optional[Callable] = None,
-               hw: Optional[Tuple[int, int]] = None, cfg_options: Optional[dict] = None) -> dict:
+               model_options: Optional[dict] = None,
+               hw: Optional[Tuple[int, int]] = None) -> dict:
     """FLOPs of one training-step forward of ``config``'s model.
 
     A FAMT algorithm runs ``famt_loss`` on a split of its FAMT-phase counts; any other model
@@ -118,7 +120,7 @@ def step_flops(config: str, batch: int = 1, make_batch: Optional[Callable] = Non
     """
     from famt_mm.models.famt_algorithm import is_famt_model
     from famt_mm.models.famt_sampling import plackett_luce_split, split_counts
-    model, cfg = _build(config, cfg_options)
+    model, cfg = _build(config, model_options)
     model.train()
     famt = is_famt_model(model)
     if hw is None:
@@ -146,10 +148,9 @@ def flop_ratio_rows(pairs: Dict[str, FlopPair], batch: int = 1) -> List[dict]:
     """One row per pair: FAMT and plain FLOPs per image and their ratio."""
     rows = []
     for name, pair in pairs.items():
-        famt = step_flops(pair.famt_config, batch, pair.make_batch,
-                          cfg_options=pair.cfg_options)
-        plain = step_flops(pair.plain_config, batch, pair.make_batch, hw=famt['input_hw'],
-                           cfg_options=pair.cfg_options)
+        famt = step_flops(pair.famt_config, batch, pair.make_batch, pair.model_options)
+        plain = step_flops(pair.plain_config, batch, pair.make_batch, pair.model_options,
+                           hw=famt['input_hw'])
         rows.append(dict(algorithm=name, famt=famt, plain=plain,
                          ratio=famt['total'] / plain['total']))
     return rows

@@ -3,7 +3,8 @@ downloaded; the ImageNet configs use mmpretrain's own with the released weights.
 
 ``RandomCLIPGenerator``: mmpretrain's ``CLIPGenerator`` (EVA's and MILAN's target) on a
 randomly initialised CLIP of a given size instead of a checkpoint; same forward, same outputs
-(features B x (1 + L) x out_dim, last-layer attention B x (1 + L) x (1 + L)).
+(features B x (1 + L) x out_dims, last-layer attention B x (1 + L) x (1 + L)). Its arguments
+are those of branch a_milan_maskfeat's (famt_milan.py), so either definition serves both.
 """
 from mmpretrain.models.selfsup import CLIPGenerator
 from mmpretrain.models.utils.clip_generator_helper import CLIP
@@ -15,26 +16,25 @@ __all__ = ['RandomCLIPGenerator']
 
 @MODELS.register_module()
 class RandomCLIPGenerator(CLIPGenerator):
-    """``CLIPGenerator`` with a frozen, randomly initialised CLIP image tower.
+    """``CLIPGenerator`` around a randomly initialised CLIP of the given size, no checkpoint.
+
+    Like mmpretrain's, its parameters are not frozen; its forward runs without gradient.
 
     Args:
-        img_size (int): input side in pixels.
-        patch_size (int): patch side in pixels.
-        width (int): token width; CLIP gives its image tower ``width // 64`` heads, so a
-            multiple of 64.
-        depth (int): transformer layers.
-        out_dim (int): feature size of the targets (ViT-B/16 CLIP: 512).
+        img_size / patch_size (int): input side and patch side of the image tower, in pixels.
+        width (int): its channels, a multiple of 64 (CLIP gives it width // 64 heads).
+        num_layers (int): its blocks.
+        out_dims (int): feature size of the targets (CLIP ViT-B/16: 512).
     """
 
-    def __init__(self, img_size: int = 224, patch_size: int = 16, width: int = 64,
-                 depth: int = 1, out_dim: int = 512) -> None:
+    def __init__(self, img_size: int = 32, patch_size: int = 8, width: int = 64,
+                 num_layers: int = 1, out_dims: int = 64) -> None:
+        nn.Module.__init__(self)  # CLIPGenerator.__init__ would load a checkpoint
         if width < 64 or width % 64:
             raise ValueError(f'RandomCLIPGenerator: width={width} must be a multiple of 64 '
                              '(CLIP gives its image tower width // 64 heads)')
-        nn.Module.__init__(self)  # CLIPGenerator.__init__ would load a checkpoint
         self.tokenizer_path = None
         # the text tower is unused by the generator: the smallest CLIP allows
-        self.tokenizer = CLIP(out_dim, img_size, depth, width, patch_size, context_length=1,
-                              vocab_size=1, transformer_width=64, transformer_heads=1,
-                              transformer_layers=1).eval()
-        self.tokenizer.requires_grad_(False)  # a teacher: no gradient, no optimizer state
+        self.tokenizer = CLIP(out_dims, img_size, num_layers, width, patch_size,
+                              context_length=1, vocab_size=1, transformer_width=64,
+                              transformer_heads=1, transformer_layers=1).eval()
