@@ -162,3 +162,48 @@ def test_refresh_no_pixels_and_contract():
     weights, fallback = model.compute_famt_weights(x)
     assert weights.shape == (2, 4, 4) and not fallback.any()
     assert model.famt_reconstruct(x, model.famt_split(samples(2), 2, 'cpu')) is None
+
+
+def without_scope(value):
+    """A config tree without mmengine's ``_scope_`` tags (set on ``mmpretrain::`` bases)."""
+    if isinstance(value, dict):
+        return {k: without_scope(v) for k, v in value.items() if k != '_scope_'}
+    if isinstance(value, (list, tuple)):
+        return [without_scope(v) for v in value]
+    return value
+
+
+def test_in1k_config_is_mmpretrains_recipe_with_famt_and_takes_a_step():
+    import os.path as osp
+
+    import mmpretrain
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from famt_mm.models.famt_sampling import plackett_luce_split
+    from tests.conftest import REPO
+    recipe = Config.fromfile(osp.join(
+        osp.dirname(mmpretrain.__file__), '.mim', 'configs', 'eva',
+        'eva-mae-style_vit-base-p16_16xb256-coslr-400e_in1k.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'famt_eva_vit-b-p16_in1k.py'))
+    ours, plain = without_scope(cfg.model.to_dict()), without_scope(recipe.model.to_dict())
+    assert ours.pop('mask_generator') == dict(type='FAMTMaskGenerator', mask_ratio=0.45,
+                                              throw_ratio=0.40)
+    for key, value in FAMTEVA.famt_types.items():
+        plain[key] = dict(plain[key], **value) if isinstance(value, dict) else value
+    assert ours == plain  # the recipe's model, its released CLIP teacher, FAMT types
+    assert ours['target_generator']['type'] == 'CLIPGenerator'
+    assert cfg.train_cfg.max_epochs == 400 and cfg.find_unused_parameters
+    # one step of the ViT-B model; the teacher (a download) as a small random CLIP of its
+    # feature size
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    model_cfg = cfg.model.copy()
+    model_cfg['target_generator'] = dict(type='RandomCLIPGenerator', img_size=224,
+                                         patch_size=16, width=64, num_layers=1, out_dims=512)
+    model = MODELS.build(model_cfg)
+    assert model.grid_hw == (14, 14)
+    split = model.split_from_units(plackett_luce_split(torch.ones(1, 196), 88, 78))
+    loss = model.famt_loss(torch.randn(1, 3, 224, 224), samples(1), split)['loss']
+    loss.backward()
+    assert torch.isfinite(loss) and model.backbone.layers[0].attn.qkv.weight.grad.abs().sum() > 0

@@ -164,3 +164,42 @@ def test_refresh_reconstruction_and_contract():
     rows = torch.arange(2)[:, None]
     assert torch.equal(patches[rows, split.visible], source[rows, split.visible])
     assert (patches[rows, split.thrown] == 0).all()
+
+
+def without_scope(value):
+    """A config tree without mmengine's ``_scope_`` tags (set on ``mmpretrain::`` bases)."""
+    if isinstance(value, dict):
+        return {k: without_scope(v) for k, v in value.items() if k != '_scope_'}
+    if isinstance(value, (list, tuple)):
+        return [without_scope(v) for v in value]
+    return value
+
+
+def test_in1k_config_is_mmpretrains_recipe_with_famt_and_takes_a_step():
+    import os.path as osp
+
+    import mmpretrain
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from famt_mm.models.famt_sampling import plackett_luce_split
+    from tests.conftest import REPO
+    recipe = Config.fromfile(osp.join(osp.dirname(mmpretrain.__file__), '.mim', 'configs', 'mff',
+                                      'mff_vit-base-p16_8xb512-amp-coslr-300e_in1k.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'famt_mff_vit-b-p16_in1k.py'))
+    ours, plain = without_scope(cfg.model.to_dict()), without_scope(recipe.model.to_dict())
+    assert ours.pop('mask_generator') == dict(type='FAMTMaskGenerator', mask_ratio=0.45,
+                                              throw_ratio=0.40)
+    for key, value in FAMTMFF.famt_types.items():
+        plain[key] = dict(plain[key], **value) if isinstance(value, dict) else value
+    assert ours == plain  # the recipe's model (fused levels, decoder, loss), FAMT types
+    assert cfg.train_cfg.max_epochs == 300 and cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    init_default_scope('mmpretrain')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    assert model.grid_hw == (14, 14) and model.backbone.out_indices == [0, 2, 4, 6, 8, 11]
+    split = model.split_from_units(plackett_luce_split(torch.ones(1, 196), 88, 78))
+    losses = model.famt_loss(torch.randn(1, 3, 224, 224), samples(1), split)
+    losses['loss'].backward()
+    assert torch.isfinite(losses['loss']) and len(losses) == 1 + 6
+    assert model.backbone.proj_layers[0].weight.grad.abs().sum() > 0
