@@ -51,6 +51,11 @@ FLOP_PAIRS: Dict[str, FlopPair] = {
                       model_options={'model.target_generator': dict(  # CLIP ViT-B/16's shape
                           _delete_=True, type='RandomCLIPGenerator', img_size=224, patch_size=16,
                           width=768, num_layers=12, out_dims=512)}),
+    'MFF': FlopPair('configs/famt_mff_vit-b-p16_in1k.py', 'configs/mff_vit-b-p16_in1k.py'),
+    'EVA': FlopPair('configs/famt_eva_vit-b-p16_in1k.py', 'configs/eva_vit-b-p16_in1k.py',
+                    model_options={'model.target_generator': dict(  # CLIP ViT-B/16's shape
+                        _delete_=True, type='RandomCLIPGenerator', img_size=224, patch_size=16,
+                        width=768, num_layers=12, out_dims=512)}),
 }
 
 

@@ -17,7 +17,8 @@ It provides (:data:`PROVIDED`; a class missing one is refused when built, naming
   masked ones predicted) for the pictures, or None where the target is not pixels.
 
 Optional: ``pretrain_only_keys`` (encoder state-dict keys, without ``backbone.``, that a
-plain ViT does not have, dropped by checkpoint conversion, e.g. ``('mask_token', )``) and
+plain ViT does not have, dropped by checkpoint conversion, e.g. ``('mask_token', )``; a
+module's name stands for all its keys, e.g. MFF's ``'proj_layers'``) and
 ``famt_unit_scale()`` (side of a mask unit in patches; 1 = per patch).
 
 It gets (this mixin): the ``FAMTMaskGenerator`` built from ``mask_generator``; ``grid_hw``
@@ -37,7 +38,8 @@ from .hook_guard import FAMTHookRequiredMixin
 from .weight_terms import TermContext
 
 __all__ = ['FAMTSplit', 'FAMTAlgorithm', 'PROVIDED', 'FAMT_ALGORITHMS', 'missing_contract',
-           'check_famt_algorithm', 'famt_algorithm_for', 'pretrain_only_keys', 'is_famt_model',
+           'check_famt_algorithm', 'famt_algorithm_for', 'pretrain_only_keys', 'is_pretrain_only',
+           'is_famt_model',
            'check_famt_model']
 
 #: Every FAMT algorithm class, by its registered name (filled by subclassing).
@@ -192,6 +194,12 @@ def pretrain_only_keys() -> Tuple[str, ...]:
     """The encoder keys every FAMT algorithm declares pre-training only, for conversion."""
     return tuple(sorted({key for cls in FAMT_ALGORITHMS.values()
                          for key in cls.pretrain_only_keys}))
+
+
+def is_pretrain_only(key: str) -> bool:
+    """Whether the encoder key ``key`` (without ``backbone.``) is, or lies in a module that
+    is, declared pre-training only by a FAMT algorithm."""
+    return any(key == name or key.startswith(name + '.') for name in pretrain_only_keys())
 
 
 def is_famt_model(model) -> bool:

@@ -46,12 +46,17 @@ class FAMTViT(MAEViT):
 
     def forward_famt(self, x: torch.Tensor, ids_visible: torch.Tensor) -> torch.Tensor:
         """x B x 3 x H x W, ids_visible B x V -> B x (1 + V) x C (CLS first, final norm)."""
-        x = embed_patch_ids(self.patch_embed, x, ids_visible) + self.pos_embed[0, 1:][ids_visible]
-        cls_tokens = (self.cls_token + self.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
-        x = torch.cat((cls_tokens, x), dim=1)
+        x = self.visible_tokens(x, ids_visible)
         for layer in self.layers:
             x = layer(x)
         return self.norm1(x)
+
+    def visible_tokens(self, x: torch.Tensor, ids_visible: torch.Tensor) -> torch.Tensor:
+        """The FAMT path's first layer input: CLS, then the patches ``ids_visible`` (B x V),
+        each with its own position embedding. x B x 3 x H x W -> B x (1 + V) x C."""
+        x = embed_patch_ids(self.patch_embed, x, ids_visible) + self.pos_embed[0, 1:][ids_visible]
+        cls_tokens = (self.cls_token + self.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
+        return torch.cat((cls_tokens, x), dim=1)
 
 
 @MODELS.register_module()

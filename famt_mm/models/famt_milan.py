@@ -25,8 +25,7 @@ from typing import Dict, List
 import torch
 from mmpretrain.models.necks import MILANPretrainDecoder
 from mmpretrain.models.selfsup import MILAN
-from mmpretrain.models.selfsup.milan import CLIPGenerator, MILANViT
-from mmpretrain.models.utils.clip_generator_helper import CLIP
+from mmpretrain.models.selfsup.milan import MILANViT
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
@@ -36,7 +35,7 @@ from .patch_ids import gather_tokens
 from .term_context import encoder_term_context
 from .weight_terms import TermContext
 
-__all__ = ['FAMTMILANViT', 'FAMTMILANPretrainDecoder', 'FAMTMILAN', 'RandomCLIPGenerator']
+__all__ = ['FAMTMILANViT', 'FAMTMILANPretrainDecoder', 'FAMTMILAN']
 
 
 @MODELS.register_module()
@@ -104,31 +103,3 @@ class FAMTMILAN(FAMTAlgorithm, MILAN):
 
     def famt_reconstruct(self, inputs: torch.Tensor, split: FAMTSplit) -> None:
         return None  # the target is CLIP features, not pixels
-
-
-@MODELS.register_module()
-class RandomCLIPGenerator(CLIPGenerator):
-    """``CLIPGenerator`` around a randomly initialised CLIP of the given size, no checkpoint.
-
-    For tests and CPU demos, where the pretrained CLIP cannot be downloaded; a real run uses
-    ``CLIPGenerator(tokenizer_path=...)`` as mmpretrain's recipe does. ``forward`` (images
-    B x 3 x H x W -> features B x (1 + L) x out_dims, attention B x (1 + L) x (1 + L)) is
-    CLIPGenerator's.
-
-    Args:
-        img_size / patch_size: input size and patch size of the visual ViT, in pixels.
-        width (int): its channels, a multiple of 64 (CLIP uses width // 64 heads).
-        num_layers (int): its blocks. out_dims (int): the feature size.
-    """
-
-    def __init__(self, img_size: int = 32, patch_size: int = 8, width: int = 64,
-                 num_layers: int = 1, out_dims: int = 64):
-        torch.nn.Module.__init__(self)  # CLIPGenerator's would load a checkpoint
-        if width % 64:
-            raise ValueError(f'RandomCLIPGenerator: width={width} must be a multiple of 64 '
-                             '(CLIP gives its visual ViT width // 64 heads)')
-        self.tokenizer_path = None
-        # the text tower is not used for targets: the smallest CLIP builds
-        self.tokenizer = CLIP(out_dims, img_size, num_layers, width, patch_size,
-                              context_length=1, vocab_size=1, transformer_width=64,
-                              transformer_heads=1, transformer_layers=1).eval()

@@ -29,7 +29,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
-from ..models.famt_algorithm import pretrain_only_keys
+from ..models.famt_algorithm import is_pretrain_only
 from .arch import describe_converted
 from .checkpoint import extract_state_dict, load_checkpoint_file, resize_pos_embed
 
@@ -109,9 +109,10 @@ def pretrained_backbone(filename: str) -> 'OrderedDict[str, torch.Tensor]':
     ckpt = load_checkpoint_file(filename)
     state = extract_state_dict(ckpt, filename)
     if any(k.startswith('backbone.') for k in state):
-        dropped = pretrain_only_keys()  # e.g. SimMIM's mask_token: no plain ViT has it
+        # e.g. SimMIM's mask_token, MFF's proj_layers: no plain ViT has them
         backbone = OrderedDict((k[len('backbone.'):], v) for k, v in state.items()
-                               if k.startswith('backbone.') and k[len('backbone.'):] not in dropped)
+                               if k.startswith('backbone.')
+                               and not is_pretrain_only(k[len('backbone.'):]))
     elif 'blocks.0.norm1.weight' in state:
         backbone = _from_timm(state)
     else:
