@@ -1,5 +1,6 @@
 """FAMT math (plain tensor functions) and the registered mmpretrain modules."""
 from . import famt_sampling, famt_weights  # noqa: F401
+from .famt_cae import FAMTCAE, FAMTCAENeck, FAMTCAEViT  # noqa: F401
 from .famt_mae import FAMTMAE, FAMTPretrainDecoder, FAMTPretrainHead, FAMTViT  # noqa: F401
 from .famt_simmim import (FAMTSimMIM, FAMTSimMIMHead, FAMTSimMIMLinearDecoder,  # noqa: F401
                           FAMTSimMIMViT, SimMIMViT)
@@ -8,4 +9,4 @@ from .mask_generator import FAMTMaskGenerator  # noqa: F401
 
 __all__ = ['FAMTMAE', 'FAMTViT', 'FAMTPretrainDecoder', 'FAMTPretrainHead', 'FAMTMaskGenerator',
            'FAMTSimMIM', 'FAMTSimMIMViT', 'FAMTSimMIMLinearDecoder', 'FAMTSimMIMHead',
-           'SimMIMViT', 'FAMTGPUDecodePreprocessor']
+           'SimMIMViT', 'FAMTGPUDecodePreprocessor', 'FAMTCAE', 'FAMTCAEViT', 'FAMTCAENeck']
