@@ -207,3 +207,18 @@ def test_conversion_takes_the_encoder_not_the_teacher():
                               use_abs_pos_emb=True, use_rel_pos_bias=False, final_norm=True,
                               out_type='raw'))
     assert encoder == set(plain.state_dict())
+
+
+def test_two_view_preprocessor_also_takes_the_refresh_one_view_batches():
+    args = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+                second_mean=[-31.875] * 3, second_std=[318.75] * 3, to_rgb=True)
+    ours = MODELS.build(dict(type='FAMTTwoNormDataPreprocessor', **args))
+    plain = MODELS.build(dict(type='TwoNormDataPreprocessor', **args))
+    pair = [torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8) for _ in range(2)]
+    got = ours(dict(inputs=pair, data_samples=None))['inputs']
+    ref = plain(dict(inputs=pair, data_samples=None))['inputs']
+    assert len(got) == 2 and all(torch.equal(a, b) for a, b in zip(got, ref))
+    one = ours(dict(inputs=pair[0], data_samples=None))['inputs']  # the refresh's batch
+    assert torch.equal(one, ref[0])
+    listed = ours(dict(inputs=list(pair[0]), data_samples=None))['inputs']
+    assert torch.equal(listed, ref[0])
