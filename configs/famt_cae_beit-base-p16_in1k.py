@@ -5,16 +5,11 @@
 # of 75 patches (the recipe's count; FAMT draws them uniformly instead of in blocks).
 #   bash tools/dist_train.sh configs/famt_cae_beit-base-p16_in1k.py 8
 _base_ = 'mmpretrain::cae/cae_beit-base-p16_8xb256-amp-coslr-300e_in1k.py'
-from famt_mm.recipe import famt_train_dataloader  # noqa: E402 (text config)
+from famt_mm.recipe import famt_model, famt_train_dataloader  # noqa: E402 (text config)
 
 custom_imports = dict(imports=['famt_mm'], allow_failed_imports=False)
-# FAMTCAE.famt_types and the generator, merged onto the recipe's model
-model = dict(
-    type='FAMTCAE',
-    backbone=dict(type='FAMTCAEViT'),
-    neck=dict(type='FAMTCAENeck'),
-    mask_generator=dict(type='FAMTMaskGenerator', mask_ratio=0.45, throw_ratio=0.40,
-                        random_mask_ratio=0.383))  # int(196 * .383) = 75
+# FAMTCAE's types and the generator, merged onto the recipe's model; random phase: 75 masked
+model = famt_model('CAE', mask_ratio=0.45, throw_ratio=0.40, random_mask_ratio=0.383)
 # the recipe's two-view normalisation, also for the refresh's one-view batches
 data_preprocessor = dict(type='FAMTTwoNormDataPreprocessor')
 # the FAMT pipeline (the two-picture crop records its box; BEiTMaskGenerator dropped)

@@ -30,7 +30,7 @@ train_pipeline = [
     dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'famt_crop', 'flip',
                                        'flip_direction')),
 ]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline, num_samples=1000))
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline, num_samples=512))
 
 embed_dims = 192
 model = dict(

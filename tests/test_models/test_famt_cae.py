@@ -1,7 +1,5 @@
 """FAMTCAE against mmpretrain's own CAE on a tiny BEiT-style ViT and a tiny random DALL-E
 tokenizer (its real weights cannot be downloaded here)."""
-import copy
-
 import pytest
 import torch
 from mmpretrain.registry import MODELS
@@ -197,16 +195,27 @@ def test_tokenizer_grid_must_be_the_patch_grid():
         model.loss(x, samples(1))
 
 
-def test_conversion_takes_the_encoder_not_the_teacher():
-    cfg = cae_cfg()
-    state = build(cfg).state_dict()
-    encoder = {k[len('backbone.'):] for k in state if k.startswith('backbone.')}
-    teacher = {k[len('teacher.'):] for k in state if k.startswith('teacher.')}
-    assert encoder == teacher  # same keys: only the backbone.* prefix picks the encoder
-    plain = MODELS.build(dict(copy.deepcopy(cfg['backbone']), type='BEiTViT', arch=ARCH,
-                              use_abs_pos_emb=True, use_rel_pos_bias=False, final_norm=True,
-                              out_type='raw'))
-    assert encoder == set(plain.state_dict())
+def test_encoder_converts_to_a_plain_vit_computing_the_same_features(tmp_path):
+    """famt2target folds CAE's BEiT-style blocks (q / v biases, layer scales) into plain ViT
+    blocks; the teacher (same keys under ``teacher.``) is not what converts."""
+    from famt_mm.transfer.convert import convert_checkpoint
+    torch.manual_seed(0)
+    model = build(cae_cfg()).double()  # the fold's products in float64: equal to 1e-10
+    with torch.no_grad():
+        for p in model.backbone.parameters():  # biases and layer scales away from their init
+            p.add_(0.05 * torch.randn_like(p))
+        for p in model.teacher.parameters():
+            p.fill_(float('nan'))  # a teacher weight in the result would show
+    torch.save({'state_dict': model.state_dict()}, tmp_path / 'cae.pth')
+    info = convert_checkpoint(str(tmp_path / 'cae.pth'), str(tmp_path / 'vit.pth'), 'mmpretrain')
+    assert (info['embed_dims'], info['num_layers'], info['patch_size']) == (32, 2, PATCH)
+    vit = MODELS.build(dict(type='VisionTransformer', arch=ARCH, img_size=IMG, patch_size=PATCH,
+                            out_type='raw', final_norm=True))
+    state = torch.load(tmp_path / 'vit.pth', weights_only=True)['state_dict']
+    vit.double().load_state_dict(state, strict=True)
+    model.eval(), vit.eval()
+    x = torch.randn(2, 3, IMG, IMG, dtype=torch.float64)
+    torch.testing.assert_close(vit(x)[0], model.backbone(x, None)[0], rtol=1e-10, atol=1e-10)
 
 
 def test_two_view_preprocessor_also_takes_the_refresh_one_view_batches():
