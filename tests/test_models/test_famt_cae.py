@@ -231,3 +231,33 @@ def test_two_view_preprocessor_also_takes_the_refresh_one_view_batches():
     assert torch.equal(one, ref[0])
     listed = ours(dict(inputs=list(pair[0]), data_samples=None))['inputs']
     assert torch.equal(listed, ref[0])
+
+
+def test_imagenet_config_is_mmpretrains_recipe_with_famt():
+    from mmengine.config import Config
+    from tests.conftest import REPO
+    cfg = Config.fromfile(f'{REPO}/configs/famt_cae_beit-base-p16_in1k.py')
+    model = cfg.model
+    assert (model.type, model.backbone.type, model.neck.type, model.head.type) == (
+        'FAMTCAE', 'FAMTCAEViT', 'FAMTCAENeck', 'CAEHead')
+    assert (model.backbone.arch, model.backbone.layer_scale_init_value) == ('b', 0.1)
+    assert (model.neck.regressor_depth, model.neck.decoder_depth) == (4, 4)
+    assert model.target_generator.init_cfg.checkpoint.endswith('dalle_encoder.pth')  # the real one
+    assert (cfg.train_cfg.max_epochs, cfg.optim_wrapper.type) == (300, 'AmpOptimWrapper')
+    gen = model.mask_generator
+    assert (gen.mask_ratio, gen.throw_ratio, int(196 * gen.random_mask_ratio)) == (0.45, 0.4, 75)
+    pre = cfg.data_preprocessor
+    assert pre.type == 'FAMTTwoNormDataPreprocessor' and pre.second_std == [318.75] * 3
+    steps = [s.type for s in cfg.train_dataloader.dataset.pipeline]
+    assert steps == ['LoadImageFromFile', 'RandomFlip',
+                     'FAMTRandomResizedCropAndInterpolationWithTwoPic', 'PackInputs']
+    assert [h.type for h in cfg.custom_hooks] == ['FAMTWeightHook']
+    # the recipe's model with a tiny encoder, regressor, decoder and tokenizer: one FAMT step
+    model.backbone.update(arch=ARCH, img_size=IMG, patch_size=PATCH)
+    model.neck.update(embed_dims=32, num_heads=2, num_classes=VOCAB)
+    model.target_generator = dict(type='DALL-E', n_hid=4, n_blk_per_group=1, vocab_size=VOCAB)
+    net = famt_active(build(dict(model, data_preprocessor=pre)), 2)
+    data = net.data_preprocessor(dict(inputs=[torch.randint(0, 256, (2, 3, IMG, IMG))] * 2,
+                                      data_samples=samples(2)), True)
+    losses = net.loss(data['inputs'], data['data_samples'])
+    assert torch.isfinite(losses['loss']) and set(losses) == {'loss', 'main', 'align'}
