@@ -26,13 +26,13 @@ The refresh's weights come from the encoder's own unmasked forward (``famt_term_
 from typing import Dict, List
 
 import torch
-import torch.nn.functional as F
 from mmpretrain.models.necks import CAENeck
 from mmpretrain.models.selfsup import CAE, CAEPretrainViT
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from .famt_algorithm import FAMTAlgorithm, FAMTSplit
+from .patch_ids import embed_patch_ids, gather_tokens
 from .term_context import encoder_term_context
 from .weight_terms import TermContext
 
@@ -45,15 +45,11 @@ def ids_to_mask(ids: torch.Tensor, num_patches: int) -> torch.Tensor:
     return mask.scatter_(1, ids, True)
 
 
-def _gather_tokens(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Tokens ``ids`` (B x K) of ``x`` (B x L x C) -> B x K x C."""
-    return torch.gather(x, 1, ids.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
-
-
 @MODELS.register_module()
 class FAMTCAEViT(CAEPretrainViT):
     """``CAEPretrainViT`` (same parameters and initialisation) that also encodes patches
-    given by id: ``forward_patch_ids(x, ids)``. ``forward(x, mask)`` is mmpretrain's."""
+    given by id: ``forward_patch_ids(x, ids)``, reading only those patches' pixels
+    (``patch_ids.embed_patch_ids``). ``forward(x, mask)`` is mmpretrain's."""
 
     def forward_patch_ids(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """CLS + the patches ``ids`` (B x K) of ``x`` (B x 3 x H x W), each token with the
@@ -62,33 +58,12 @@ class FAMTCAEViT(CAEPretrainViT):
         Returns:
             B x (1 + K) x C, patch tokens in the order of ``ids``.
         """
-        tokens = self.embed_patch_ids(x, ids) + self.pos_embed[0, 1:][ids]
+        tokens = embed_patch_ids(self.patch_embed, x, ids) + self.pos_embed[0, 1:][ids]
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
         x = self.drop_after_pos(torch.cat((cls, tokens), dim=1))
         for layer in self.layers:
             x = layer(x, rel_pos_bias=None)  # CAE's masked forward has no relative bias
         return self.norm1(x) if self.final_norm else x
-
-    def embed_patch_ids(self, x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Patch embeddings of the patches ``ids`` (B x K) only -> B x K x C.
-
-        The patch embedding is a Conv2d with kernel = stride = patch size, one linear map
-        per patch: applied to the K gathered patches it equals embedding all L and picking
-        K, and the other patches' pixels are never read. Another embedding (overlap, a
-        norm) embeds all and picks.
-        """
-        proj = self.patch_embed.projection
-        p = proj.kernel_size[0]
-        if not (isinstance(proj, torch.nn.Conv2d) and self.patch_embed.norm is None
-                and proj.kernel_size == (p, p) and proj.stride == (p, p)
-                and proj.padding == (0, 0) and proj.dilation == (1, 1) and proj.groups == 1):
-            return _gather_tokens(self.patch_embed(x)[0], ids)
-        B, C, H, W = x.shape
-        w = W // p
-        grid = x.reshape(B, C, H // p, p, w, p).permute(0, 2, 4, 1, 3, 5)  # B h w C p p
-        rows = torch.arange(B, device=x.device).unsqueeze(1)
-        patches = grid[rows, torch.div(ids, w, rounding_mode='floor'), ids % w]
-        return F.linear(patches.flatten(2), proj.weight.flatten(1), proj.bias)
 
 
 @MODELS.register_module()
@@ -136,8 +111,8 @@ class FAMTCAE(FAMTAlgorithm, CAE):
             latent_target = self.teacher.forward_patch_ids(view, masked)[:, 1:]
             self.momentum_update()
         pos_embed = self.backbone.pos_embed[0, 1:].expand(view.shape[0], -1, -1)
-        logits, latent_pred = self.neck(latents[:, 1:], _gather_tokens(pos_embed, masked),
-                                        _gather_tokens(pos_embed, visible))
+        logits, latent_pred = self.neck(latents[:, 1:], gather_tokens(pos_embed, masked),
+                                        gather_tokens(pos_embed, visible))
         logits_target = self.target_generator(tokenizer_view)
         if tuple(logits_target.shape[-2:]) != tuple(self.patch_grid_hw):
             raise ValueError(
