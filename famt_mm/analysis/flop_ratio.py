@@ -56,6 +56,8 @@ FLOP_PAIRS: Dict[str, FlopPair] = {
                     model_options={'model.target_generator': dict(  # CLIP ViT-B/16's shape
                         _delete_=True, type='RandomCLIPGenerator', img_size=224, patch_size=16,
                         width=768, num_layers=12, out_dims=512)}),
+    'CAE': FlopPair('configs/famt_cae_beit-base-p16_in1k.py', 'configs/cae_beit-base-p16_in1k.py',
+                    lambda *args: dalle_two_view_batch(*args)),
 }
 
 
@@ -114,7 +116,18 @@ def image_batch(model, cfg, batch: int, hw: Tuple[int, int]) -> Tuple[torch.Tens
     return inputs, samples
 
 
-@torch.no_grad()
+def dalle_two_view_batch(model, cfg, batch: int, hw: Tuple[int, int]) -> Tuple[List, List]:
+    """:func:`image_batch` plus the DALL-E tokenizer's view (8 px per token on the patch
+    grid, e.g. 112 px at 224): inputs [B x 3 x H x W, B x 3 x H' x W'] (CAE, BEiT v1)."""
+    inputs, samples = image_batch(model, cfg, batch, hw)
+    grid = model.backbone.patch_resolution
+    second = torch.randn(batch, 3, 8 * grid[0], 8 * grid[1],
+                         generator=torch.Generator().manual_seed(1))
+    return [inputs, second], samples
+
+
+# grad mode stays on (nothing runs backward): under no_grad a view of a parameter (CAE's
+# expanded mask token) keeps requires_grad without a grad_fn, which FlopCounterMode rejects
 def step_flops(config: str, batch: int = 1, make_batch: Optional[Callable] = None,
                model_options: Optional[dict] = None,
                hw: Optional[Tuple[int, int]] = None) -> dict:

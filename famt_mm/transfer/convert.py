@@ -113,6 +113,7 @@ def pretrained_backbone(filename: str) -> 'OrderedDict[str, torch.Tensor]':
         backbone = OrderedDict((k[len('backbone.'):], v) for k, v in state.items()
                                if k.startswith('backbone.')
                                and not is_pretrain_only(k[len('backbone.'):]))
+        backbone = fold_beit_blocks(backbone)  # CAE's BEiT-style encoder -> plain ViT blocks
     elif 'blocks.0.norm1.weight' in state:
         backbone = _from_timm(state)
     else:
@@ -126,6 +127,29 @@ def pretrained_backbone(filename: str) -> 'OrderedDict[str, torch.Tensor]':
                          f'release (keys blocks.N.*); found keys [{sample}, ...]')
     check_plain_vit(backbone, filename)
     return backbone
+
+
+def fold_beit_blocks(backbone: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
+    """BEiT-style blocks without relative position bias (CAE's encoder) as plain ViT blocks
+    that compute the same function; other encoders are returned as they are.
+
+    ``attn.q_bias`` / ``attn.v_bias`` -> ``attn.qkv.bias`` = (q_bias, 0, v_bias) (BEiT's keys
+    have no bias); the layer scales ``gamma_1`` / ``gamma_2`` are multiplied into
+    ``attn.proj`` and the last FFN linear (``x + g * (W y + b) = x + (g W) y + g b``).
+    """
+    folded = r'(layers\.\d+\.)(attn\.q_bias|attn\.v_bias|gamma_1|gamma_2)$'
+    out = OrderedDict((k, v) for k, v in backbone.items() if not re.match(folded, k))
+    for key, value in backbone.items():
+        m = re.match(folded, key)
+        layer, name = m.groups() if m else (None, None)
+        if name == 'attn.q_bias':
+            v_bias = backbone[layer + 'attn.v_bias']
+            out[layer + 'attn.qkv.bias'] = torch.cat((value, torch.zeros_like(v_bias), v_bias))
+        elif name in ('gamma_1', 'gamma_2'):
+            linear = layer + ('attn.proj' if name == 'gamma_1' else 'ffn.layers.1')
+            out[linear + '.weight'] = backbone[linear + '.weight'] * value[:, None]
+            out[linear + '.bias'] = backbone[linear + '.bias'] * value
+    return out
 
 
 def check_plain_vit(backbone: Dict[str, torch.Tensor], filename: str = '<checkpoint>') -> dict:
