@@ -6,6 +6,7 @@ from .famt_simmim import (FAMTSimMIM, FAMTSimMIMHead, FAMTSimMIMLinearDecoder,  
                           FAMTSimMIMViT, SimMIMViT)
 from .gpu_decode_preprocessor import FAMTGPUDecodePreprocessor  # noqa: F401
 from .mask_generator import FAMTMaskGenerator  # noqa: F401
+from .two_view_preprocessor import FAMTTwoNormDataPreprocessor  # noqa: F401
 
 __all__ = ['FAMTMAE', 'FAMTViT', 'FAMTPretrainDecoder', 'FAMTPretrainHead', 'FAMTMaskGenerator',
            'FAMTSimMIM', 'FAMTSimMIMViT', 'FAMTSimMIMLinearDecoder', 'FAMTSimMIMHead',
