@@ -1,4 +1,4 @@
-"""Turn an inherited mmpretrain MAE recipe into FAMT from a short config.
+"""Turn an inherited mmpretrain recipe into FAMT from a short config.
 
 A config that inherits one of mmpretrain's own recipes with ``mmpretrain::`` keeps its
 data loader through :func:`famt_train_dataloader` (see README, "Any mmpretrain MAE
@@ -46,12 +46,27 @@ def _plain(value):
     return copy.deepcopy(value)
 
 
-def famt_pipeline(pipeline, decode=None):
-    """An MAE training pipeline with what FAMT needs, everything else as it was.
+#: The recipes' crops -> the FAMT crops that record the box (same arguments).
+RECORDING_CROP = {
+    'RandomResizedCrop': 'FAMTRandomResizedCrop',
+    'RandomResizedCropAndInterpolationWithTwoPic':
+        'FAMTRandomResizedCropAndInterpolationWithTwoPic',  # BEiT v1 / v2, CAE
+}
+#: Mask-drawing transforms of the recipes: FAMT's model draws the sets (FAMTMaskGenerator).
+PIPELINE_MASK_GENERATORS = ('SimMIMMaskGenerator', 'BEiTMaskGenerator')
 
-    ``RandomResizedCrop`` becomes ``FAMTRandomResizedCrop`` (same arguments; it records
-    the crop box) and ``PackInputs`` keeps its meta keys plus ``FAMT_META_KEYS``. Raises
-    ``ValueError`` naming the step when the pipeline has no crop or no PackInputs.
+
+def famt_pipeline(pipeline, decode=None):
+    """A MIM training pipeline with what FAMT needs, everything else as it was.
+
+    ``RandomResizedCrop`` becomes ``FAMTRandomResizedCrop`` and BEiT's / CAE's
+    ``RandomResizedCropAndInterpolationWithTwoPic`` becomes
+    ``FAMTRandomResizedCropAndInterpolationWithTwoPic`` (same arguments, same random calls;
+    they record the crop box); the recipe's mask-drawing transforms
+    (:data:`PIPELINE_MASK_GENERATORS`) are dropped, FAMT's model draws the sets; and
+    ``PackInputs`` keeps its meta keys plus ``FAMT_META_KEYS`` (its ``algorithm_keys`` stay).
+    Raises ``ValueError`` naming the steps when the pipeline has no such crop, or not one
+    PackInputs.
 
     ``decode`` (e.g. ``'cv2-reduced'``, see ``famt_mm.datasets.decode_crop.DECODERS``):
     the ``LoadImageFromFile`` right before the crop and the crop become one
@@ -60,17 +75,24 @@ def famt_pipeline(pipeline, decode=None):
     the ``RandomFlip`` after it become one ``FAMTJPEGCropRecord`` (file bytes, crop box and
     flip, no pixels) and PackInputs keeps :data:`GPU_PACK_KEYS`; the model's data
     preprocessor must then be ``FAMTGPUDecodePreprocessor`` (:func:`famt_data_preprocessor`).
+    ``decode`` needs a ``RandomResizedCrop``.
     """
     if decode == 'gpu':
         return _gpu_pipeline(pipeline)
     out, crops, packs = [], 0, 0
     for step in _plain(list(pipeline)):
         name = _type_name(step).split('.')[-1]
-        if name == 'RandomResizedCrop':
-            step['type'] = 'FAMTRandomResizedCrop'
-        if decode is not None and name in ('RandomResizedCrop', 'FAMTRandomResizedCrop'):
+        if name in PIPELINE_MASK_GENERATORS:
+            continue
+        if name in RECORDING_CROP:
+            step['type'] = name = RECORDING_CROP[name]
+        if decode is not None and name == 'FAMTRandomResizedCropAndInterpolationWithTwoPic':
+            raise ValueError(
+                f'famt_pipeline(decode={decode!r}): the decoding crops replace '
+                f'RandomResizedCrop only, this pipeline crops with {name}; drop decode=')
+        if decode is not None and name == 'FAMTRandomResizedCrop':
             step = _decoding_crop(out, step, decode)
-        if name in ('RandomResizedCrop', 'FAMTRandomResizedCrop'):
+        if name in RECORDING_CROP.values():
             crops += 1
         if name == 'PackInputs':
             keys = tuple(step.get('meta_keys') or ('sample_idx', 'img_path'))
@@ -79,9 +101,10 @@ def famt_pipeline(pipeline, decode=None):
         out.append(step)
     if crops != 1 or packs != 1:
         raise ValueError(
-            f'famt_pipeline: FAMT needs exactly one RandomResizedCrop (its weight maps follow '
-            f'that crop) and one PackInputs in the training pipeline; found {crops} and '
-            f'{packs} in {[_type_name(s) for s in pipeline]}')
+            f'famt_pipeline: FAMT needs exactly one {" or ".join(RECORDING_CROP)} (its weight '
+            f'maps follow that crop) and one PackInputs in the training pipeline; '
+            f'found {crops} and {packs} in {[_type_name(s) for s in pipeline]} (a torchvision/ '
+            'crop or flip records neither box nor flip: use the mmpretrain transforms)')
     return out
 
 
@@ -111,6 +134,10 @@ def _gpu_pipeline(pipeline):
     """``famt_pipeline(pipeline, decode='gpu')``: load + crop + flip -> FAMTJPEGCropRecord."""
     steps = famt_pipeline(pipeline)
     names = [_type_name(s).split('.')[-1] for s in steps]
+    if 'FAMTRandomResizedCrop' not in names:
+        raise ValueError(
+            "famt_pipeline(decode='gpu'): the GPU path replaces RandomResizedCrop only, this "
+            f'pipeline crops with {names}; drop decode=')
     at = names.index('FAMTRandomResizedCrop')
     record = _decoding_crop(steps[:at], steps[at], 'gpu')
     record.pop('decode'), record.pop('ignore_empty')

@@ -1,5 +1,6 @@
 """Datasets and transforms."""
-from .transforms import FAMT_META_KEYS, FAMTRandomResizedCrop  # noqa: F401
+from .transforms import (FAMT_META_KEYS, FAMTRandomResizedCrop,  # noqa: F401
+                         FAMTRandomResizedCropAndInterpolationWithTwoPic)
 from .loading import FAMTLoadImageFromFile  # noqa: F401
 from .decode_crop import (DECODERS, FAMTDecodeRandomResizedCrop,  # noqa: F401
                           FAMTJPEGCropRecord, decode_crop_batch)

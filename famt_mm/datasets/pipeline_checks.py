@@ -11,7 +11,8 @@ from mmcv.transforms import LoadImageFromFile
 
 from .decode_crop import FAMTDecodeRandomResizedCrop, FAMTJPEGCropRecord
 from .loading import FAMTLoadImageFromFile
-from .transforms import AUGMENTING, GEOMETRIC, FAMTRandomResizedCrop, transform_name
+from .transforms import (AUGMENTING, GEOMETRIC, FAMTRandomResizedCrop,
+                         FAMTRandomResizedCropAndInterpolationWithTwoPic, transform_name)
 
 #: Meta keys ``FAMTMaskGenerator.crop_weights`` reads from every data sample.
 GENERATOR_META_KEYS = ('sample_idx', 'famt_crop', 'flip', 'flip_direction')
@@ -50,8 +51,15 @@ def _flat(transforms) -> List[Tuple[int, object]]:
     return out
 
 
+#: The crops that record ``famt_crop``; the two-picture one (BEiT, CAE) records it in the
+#: coordinates of the image before a RandomFlip, so the flip may come before it.
+RECORDING_CROPS = (FAMTRandomResizedCrop, FAMTRandomResizedCropAndInterpolationWithTwoPic)
+
+
 def _moves(t) -> bool:
-    return any(part in transform_name(t) for part in MOVING)
+    # mmpretrain's torchvision wrapper hides the transform's name in ``t.t``
+    name = transform_name(t) + type(getattr(t, 't', None)).__name__
+    return any(part in name for part in MOVING)
 
 
 def _inner_datasets(dataset) -> list:
@@ -126,10 +134,11 @@ def check_train_pipeline(dataset, input_hw: Tuple[int, int], grid_hw: Tuple[int,
                          on_bad_image: str = 'fail', preprocessor=None) -> Optional[str]:
     """Check the training set and its pipeline; return a warning to log, or None.
 
-    The pipeline must crop with one ``FAMTRandomResizedCrop`` at the model's input size
-    ``input_hw`` (H, W); before it only loading, pixel changes and whole-image resizes; after
-    it no transform that moves the image except ``RandomFlip`` (mmcv's three directions are
-    all mapped by ``map_weights_to_crop``); and
+    The pipeline must crop with one of :data:`RECORDING_CROPS` at the model's input size
+    ``input_hw`` (H, W); before it only loading, pixel changes and whole-image resizes (and
+    the RandomFlip, for the two-picture crop); after it no transform that moves the image
+    except ``RandomFlip`` (mmcv's three directions are all mapped by
+    ``map_weights_to_crop``); at most one ``RandomFlip``; and
     ``PackInputs`` must keep :data:`GENERATOR_META_KEYS`. ``sample_idx`` must be the dataset
     position (:func:`check_sample_idx`). Wrapped datasets are checked through their inner ones.
     With ``preprocessor`` (the model's) the ``decode='gpu'`` switch is checked too
@@ -146,42 +155,56 @@ def check_train_pipeline(dataset, input_hw: Tuple[int, int], grid_hw: Tuple[int,
 
 
 def _check_transforms(transforms, input_hw, grid_hw, on_bad_image) -> Optional[str]:
-    crops = [i for i, t in enumerate(transforms) if isinstance(t, FAMTRandomResizedCrop)]
+    crops = [i for i, t in enumerate(transforms) if isinstance(t, RECORDING_CROPS)]
     if not crops:
         raise ValueError(
             'FAMTWeightHook: the training pipeline does not record the crop box; replace '
-            'RandomResizedCrop by FAMTRandomResizedCrop (same arguments)')
+            'RandomResizedCrop by FAMTRandomResizedCrop (same arguments), or '
+            'RandomResizedCropAndInterpolationWithTwoPic by '
+            'FAMTRandomResizedCropAndInterpolationWithTwoPic (famt_mm.recipe.famt_pipeline '
+            'does both)')
     if len(crops) > 1:
         raise ValueError(
-            f'FAMTWeightHook: the training pipeline has {len(crops)} FAMTRandomResizedCrop; '
-            'the second box would be in the first crop\'s coordinates. Keep one')
+            f'FAMTWeightHook: the training pipeline has {len(crops)} recording crops '
+            f'({", ".join(transform_name(transforms[i]) for i in crops)}); the second box '
+            'would be in the first crop\'s coordinates. Keep one')
     at = crops[0]
-    crop_hw = tuple(transforms[at].scale)  # (h, w), as mmpretrain's RandomResizedCrop
+    crop, crop_name = transforms[at], transform_name(transforms[at])
+    two_pic = isinstance(crop, FAMTRandomResizedCropAndInterpolationWithTwoPic)
+    # (h, w): RandomResizedCrop's scale is (h, w), the two-picture crop's size is (w, h)
+    crop_hw = tuple(crop.size[::-1]) if two_pic else tuple(crop.scale)
     if crop_hw != tuple(input_hw):
         raise ValueError(
-            f'FAMTWeightHook: FAMTRandomResizedCrop makes {crop_hw[0]}x{crop_hw[1]} crops '
+            f'FAMTWeightHook: {crop_name} makes {crop_hw[0]}x{crop_hw[1]} crops '
             f'but the model takes {input_hw[0]}x{input_hw[1]} inputs (backbone img_size, '
             f'{tuple(grid_hw)} patches); set the crop scale to the model input size')
+    flips = [pos for pos, t in _flat(transforms) if type(t).__name__ == 'RandomFlip']
+    if len(flips) > 1:
+        raise ValueError(
+            f'FAMTWeightHook: the training pipeline has {len(flips)} RandomFlip; each '
+            'overwrites the packed `flip` of the one before, so the weight maps would not '
+            'follow the image. Keep one')
     for pos, t in _flat(transforms):
         name = transform_name(t)
         if type(t).__name__ == 'RandomFlip':
-            if pos < at:
+            if pos < at and not two_pic:
                 raise ValueError(
-                    'FAMTWeightHook: RandomFlip comes before FAMTRandomResizedCrop in the '
+                    f'FAMTWeightHook: RandomFlip comes before {crop_name} in the '
                     'training pipeline: the recorded box would be in the flipped image. Move '
-                    'RandomFlip after FAMTRandomResizedCrop')
+                    f'RandomFlip after {crop_name}')
+            continue
         if pos < at and _moves(t) and type(t).__name__ not in WHOLE_IMAGE_RESIZES:
             raise ValueError(
-                f'FAMTWeightHook: {name} comes before FAMTRandomResizedCrop in the training '
+                f'FAMTWeightHook: {name} comes before {crop_name} in the training '
                 'pipeline: the recorded box would be in the coordinates of the '
                 f'{name} output, not of the whole image the weights are computed on. Remove '
                 f'{name} (only loading, pixel changes and whole-image resizes may come first)')
-        if pos > at and _moves(t) and type(t).__name__ != 'RandomFlip':
+        if pos > at and _moves(t):
             raise ValueError(
-                f'FAMTWeightHook: {name} comes after FAMTRandomResizedCrop in the training '
+                f'FAMTWeightHook: {name} comes after {crop_name} in the training '
                 'pipeline: FAMT maps the weights to the crop box and to RandomFlip only, '
                 f'so the masks would not follow what {name} does to the image. Remove it '
-                '(or, for a resize or crop, do it through FAMTRandomResizedCrop)')
+                f'(or, for a resize or crop, do it through {crop_name})')
     packs = [t for t in transforms if type(t).__name__ == 'PackInputs']
     missing = [k for k in GENERATOR_META_KEYS if packs and k not in packs[-1].meta_keys]
     if missing:

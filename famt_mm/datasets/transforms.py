@@ -1,7 +1,8 @@
 """Transforms that carry crop geometry, so weight maps follow the augmentation."""
 import mmcv
 import numpy as np
-from mmpretrain.datasets.transforms import RandomResizedCrop
+from mmpretrain.datasets.transforms import (RandomResizedCrop,
+                                           RandomResizedCropAndInterpolationWithTwoPic)
 from mmpretrain.registry import TRANSFORMS
 
 #: Name parts of transforms that change an image at random or move it: the weight
@@ -61,4 +62,51 @@ class FAMTRandomResizedCrop(RandomResizedCrop):
             backend=self.backend)
         results['img_shape'] = results['img'].shape
         results['famt_crop'] = (left / w, top / h, (left + crop_w) / w, (top + crop_h) / h)
+        return results
+
+
+def unflipped_box(results: dict, left: int, top: int, crop_w: int, crop_h: int,
+                  w: int, h: int) -> tuple:
+    """The crop ``[left, left + crop_w) x [top, top + crop_h)`` of a ``w`` x ``h`` image as
+    ``famt_crop`` in the coordinates of the image before any ``RandomFlip`` in ``results``.
+
+    A crop of the flipped image is the flipped crop of the mirrored box of the unflipped one;
+    the mask generator flips the mapped weights by the packed ``flip``, so the box it maps
+    must be the mirrored one. Returns (x1, y1, x2, y2), normalised, x2 and y2 exclusive.
+    """
+    direction = results.get('flip_direction') if results.get('flip', False) else None
+    if direction in ('horizontal', 'diagonal'):
+        left = w - left - crop_w
+    if direction in ('vertical', 'diagonal'):
+        top = h - top - crop_h
+    return (left / w, top / h, (left + crop_w) / w, (top + crop_h) / h)
+
+
+@TRANSFORMS.register_module()
+class FAMTRandomResizedCropAndInterpolationWithTwoPic(
+        RandomResizedCropAndInterpolationWithTwoPic):
+    """mmpretrain's BEiT / CAE crop (one box, resized to ``size`` and, with ``second_size``,
+    to the tokenizer's size too) that also records the box as ``results['famt_crop']``.
+
+    Same arguments, same random calls and same output (``img``: one array, or the list
+    ``[img, target_img]`` with ``second_size``) as
+    ``RandomResizedCropAndInterpolationWithTwoPic``. The box is in normalised coordinates
+    of the image before the recipe's ``RandomFlip`` (BEiT's comes before the crop), see
+    :func:`unflipped_box`. ``size`` is (w, h), as ``mmcv.imresize`` reads it.
+    """
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        h, w = img.shape[:2]
+        top, left, crop_h, crop_w = self.get_params(img, self.scale, self.ratio)
+        interpolation = self.interpolation
+        if isinstance(interpolation, (tuple, list)):  # 'random': drawn after the box
+            interpolation = np.random.choice(interpolation)
+        crop = img[top:top + crop_h, left:left + crop_w]
+        view = mmcv.imresize(crop, self.size, interpolation=interpolation)
+        if self.second_size is not None:
+            view = [view, mmcv.imresize(crop, self.second_size,
+                                        interpolation=self.second_interpolation)]
+        results['img'] = view
+        results['famt_crop'] = unflipped_box(results, left, top, crop_w, crop_h, w, h)
         return results

@@ -12,6 +12,8 @@ from famt_mm.datasets.pipeline_checks import check_train_pipeline
 CROP = dict(type='FAMTRandomResizedCrop', scale=32, crop_ratio_range=(0.2, 1.0),
             backend='pillow', interpolation='bicubic')
 FLIP = dict(type='RandomFlip', prob=0.5)
+TWO_PIC = dict(type='FAMTRandomResizedCropAndInterpolationWithTwoPic', size=32, second_size=16,
+               interpolation='bicubic', second_interpolation='lanczos')
 PACK = dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'famt_crop', 'flip',
                                           'flip_direction'))
 
@@ -40,7 +42,18 @@ def _pack(*keys):
     ([CROP, dict(type='RandAugment', policies='timm_increasing', num_policies=2,
                  magnitude_level=9), PACK],
      'RandAugment comes after FAMTRandomResizedCrop'),
-    ([CROP, CROP, PACK], 'has 2 FAMTRandomResizedCrop'),
+    ([CROP, CROP, PACK], r'has 2 recording crops \(FAMTRandomResizedCrop, '),
+    ([FLIP, TWO_PIC, CROP, PACK], 'has 2 recording crops'),
+    # the second flip overwrites the packed flip of the first
+    ([CROP, FLIP, FLIP, PACK], 'has 2 RandomFlip'),
+    ([FLIP, TWO_PIC, FLIP, PACK], 'has 2 RandomFlip'),
+    # mmpretrain's BEiT crop records nothing; a torchvision crop hides its name in a wrapper
+    ([FLIP, dict(TWO_PIC, type='RandomResizedCropAndInterpolationWithTwoPic'), PACK],
+     'does not record the crop box.*FAMTRandomResizedCropAndInterpolationWithTwoPic'),
+    ([CROP, dict(type='torchvision/RandomCrop', size=24), PACK],
+     'TorchVisonTransformWrapper comes after FAMTRandomResizedCrop'),
+    ([FLIP, dict(TWO_PIC, size=24), PACK],
+     'FAMTRandomResizedCropAndInterpolationWithTwoPic makes 24x24 crops'),
 ])
 def test_pipeline_geometry_is_refused(famt_runner_cfg, pipeline, match):
     ds_cfg = copy.deepcopy(famt_runner_cfg().train_dataloader.dataset)
@@ -91,3 +104,7 @@ def test_accepted_pipelines(famt_runner_cfg):
     # the same pipeline inside a wrapper whose positions are the sample indices
     assert check_train_pipeline(DATASETS.build(dict(type='RepeatDataset', times=1,
                                                     dataset=ds_cfg)), (32, 32), (4, 4)) is None
+    # BEiT's and CAE's order: the flip before the two-picture crop, which records the box
+    # in the unflipped image (tests/test_datasets/test_two_pic_crop.py)
+    ds_cfg['pipeline'] = [dict(type='ColorJitter', brightness=0.4), FLIP, TWO_PIC, PACK]
+    assert check_train_pipeline(DATASETS.build(ds_cfg), (32, 32), (4, 4)) is None
