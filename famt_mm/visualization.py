@@ -5,10 +5,11 @@ Used by ``tools/visualization/vis_famt_masks.py`` and ``FAMTVisualizationHook``.
 * ``whole_image_pipeline`` / ``load_whole_images``: the images as the weight
   refresh sees them (whole, resized to the input size, no augmentation).
 * ``famt_panels``: everything a row of the picture shows, computed with the
-  model's own functions (the ones training uses). A ``FAMTMAE`` draws its FAMT
-  masked / thrown / visible split; a plain mmpretrain ``MAE`` draws its own
-  random masking (and the FAMT terms its encoder would give).
-* ``reconstruct_image``: predictions of the masked patches pasted between the
+  model's own functions (the ones training uses). Any FAMT algorithm (the contract of
+  famt_mm/models/famt_algorithm.py) draws its FAMT masked / thrown / visible split and, where
+  its target is pixels, its reconstruction; a plain mmpretrain ``MAE`` draws its own random
+  masking (and the FAMT terms its encoder would give).
+* ``reconstruct_image``: MAE's predictions of the masked patches pasted between the
   visible ones, norm-pix predictions de-normalised with the visible patches'
   statistics (a viewer does not know a masked patch's own mean and variance).
 * ``compose_famt_grid``: a uint8 RGB grid (numpy + OpenCV only, fixed layout:
@@ -23,14 +24,16 @@ import numpy as np
 import torch
 
 from .datasets.transforms import whole_image_pipeline
-from .models.famt_mae import gather_tokens, vit_term_context
-from .models.famt_model import is_famt_model
+from .models.famt_algorithm import is_famt_model
+from .models.famt_mae import reconstruct_pixels as reconstruct_image
 from .models.famt_sampling import plackett_luce_split, split_counts
+from .models.patch_ids import gather_tokens
+from .models.term_context import encoder_term_context
 
 __all__ = ['panel_titles', 'MASKED_RGB', 'THROWN_RGB', 'whole_image_pipeline',
            'load_whole_images', 'input_hw', 'is_famt_model', 'famt_panels',
-           'reconstruct_image', 'to_rgb_image', 'preprocessor_mean_std', 'overlay_flags',
-           'compose_famt_grid', 'panel_box', 'save_famt_grid', 'draw_famt_grid']
+           'reconstruct_image', 'recon_rgb', 'to_rgb_image', 'preprocessor_mean_std',
+           'overlay_flags', 'compose_famt_grid', 'panel_box', 'save_famt_grid', 'draw_famt_grid']
 
 FAMT_SPLIT_TITLE, MAE_SPLIT_TITLE = 'mask/throw/vis', 'MAE random mask'
 # Overlay colours (RGB, 0..1): masked patches red, thrown grey, visible untouched.
@@ -95,109 +98,101 @@ def load_whole_images(model, pipeline: Sequence[dict], dataset=None,
 
 
 # -- what is drawn ------------------------------------------------------------------
-def reconstruct_image(head, inputs: torch.Tensor, pred: torch.Tensor,
-                      ids_masked: torch.Tensor, ids_visible: torch.Tensor) -> torch.Tensor:
-    """Visible patches as they are, masked ones predicted; thrown / other ones zero.
-
-    Args:
-        head: the pixel head (``patchify`` / ``unpatchify`` / ``norm_pix``).
-        inputs: B x 3 x H x W, in the model's (normalised) input space.
-        pred: B x M x (p*p*3), predictions of the patches ``ids_masked`` (B x M).
-        ids_visible: B x V.
-
-    With ``norm_pix`` the head learnt each masked patch's pixels normalised by
-    that patch's own mean and variance (over its p*p*3 values), which a viewer
-    does not have; they are mapped back with the visible patches' mean of
-    per-patch means and mean of per-patch variances (exact when a masked patch
-    shares those statistics).
-
-    Returns:
-        B x 3 x H x W in the input space.
-    """
-    patches = head.patchify(inputs)  # B x L x p*p*3
-    visible = gather_tokens(patches, ids_visible)
-    if head.norm_pix:
-        mean = visible.mean(-1).mean(1)[:, None, None]
-        var = visible.var(-1).mean(1)[:, None, None]
-        pred = pred * (var + 1.e-6) ** .5 + mean  # the head's epsilon
-    recon = torch.zeros_like(patches)
-    dim = patches.shape[-1]
-    recon.scatter_(1, ids_visible.unsqueeze(-1).expand(-1, -1, dim), visible)
-    recon.scatter_(1, ids_masked.unsqueeze(-1).expand(-1, -1, dim), pred.to(recon.dtype))
-    return head.unpatchify(recon)
-
-
 @torch.no_grad()
 def famt_panels(model, inputs: torch.Tensor, generator: Optional[torch.Generator] = None,
                 seed: int = 0) -> Dict[str, torch.Tensor]:
     """Everything a row of the picture shows, for whole (un-cropped) images.
 
     Args:
-        model: a FAMT model with ``famt_term_context`` such as ``FAMTMAE`` (FAMT split
-            from its weights, as after a refresh) or
-            a plain mmpretrain ``MAE`` (its own random masking, seeded with ``seed``;
-            the FAMT terms are those its encoder would give, with the default
-            ``FAMTMaskGenerator`` settings).
+        model: a FAMT algorithm (famt_mm/models/famt_algorithm.py; FAMT split from its
+            weights, as after a refresh) or a plain mmpretrain ``MAE`` (its own random
+            masking, seeded with ``seed``; the FAMT terms are those its encoder would give,
+            with the default ``FAMTMaskGenerator`` settings).
         inputs: B x 3 x H x W, normalised by the model's data preprocessor.
         generator: random source of the FAMT draw.
 
     Returns:
         dict with ``terms`` (every weight term the mask generator selects, by name,
         B x h x w on the terms' patch grid), ``weights`` (B x h x w on the masking grid),
-        ``flags`` (B x h x w: 1 masked, -1 thrown, 0 visible), ``recon``
-        (B x 3 x H x W, input space, thrown patches zero) and ``famt`` (bool).
+        ``flags`` (B x h x w on the masking grid: 1 masked, -1 thrown, 0 visible), ``recon``
+        (B x 3 x H x W, input space, thrown patches zero; None where the algorithm's
+        target is not pixels) and ``famt`` (bool).
     """
-    from mmpretrain.registry import MODELS
     was_training = model.training
     model.eval()
-    famt = is_famt_model(model)
-    if famt:
-        gen = model.mask_generator
-        grid = tuple(model.grid_hw)
-        ctx = model.famt_term_context(inputs)
-        terms = gen.weighting.compute_terms(ctx)
-        weights = model.compute_famt_weights(inputs)[0].flatten(1)  # on the masking grid
-    else:
-        gen = MODELS.build(dict(type='FAMTMaskGenerator'))
-        grid = tuple(int(g) for g in model.backbone.patch_resolution)
-        ctx = vit_term_context(model.backbone, inputs, gen)
-        terms = gen.weighting.compute_terms(ctx)
-        weights = gen.weighting.combine_terms(terms)[0]
+    try:
+        if is_famt_model(model):
+            return _famt_algorithm_panels(model, inputs, generator)
+        return _plain_mae_panels(model, inputs, seed)
+    finally:
+        model.train(was_training)
+
+
+def _famt_algorithm_panels(model, inputs, generator):
+    gen = model.mask_generator
+    ctx = model.famt_context(inputs)
+    terms = gen.weighting.compute_terms(ctx)
+    weights = model.compute_famt_weights(inputs)[0].flatten(1)  # on the masking grid
     B, L = weights.shape
-    if famt:
-        n_mask, n_throw, _ = split_counts(L, gen.mask_ratio, gen.throw_ratio)
-        ids_masked, ids_thrown, ids_visible = plackett_luce_split(
-            weights, n_mask, n_throw, generator)
-        latent = model.backbone(inputs, ids_visible=ids_visible)
-        pred = model.neck(latent, ids_visible, ids_masked)  # B x M x p*p*3
-    else:
-        # mmpretrain's own MAE path: MAEViT.random_masking (global RNG, seeded here).
-        devices = [inputs.device] if inputs.is_cuda else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            latent, mask, ids_restore = model.backbone(inputs)
-        pred_all = model.neck(latent, ids_restore)  # B x L x p*p*3, patch order
-        order = torch.argsort(mask, dim=1, stable=True)  # kept (0) first, then removed (1)
-        n_keep = int((mask[0] == 0).sum())
-        ids_visible, ids_masked = order[:, :n_keep], order[:, n_keep:]
-        ids_thrown = ids_masked[:, :0]
-        pred = gather_tokens(pred_all, ids_masked)
-    flags = torch.zeros(B, L, dtype=torch.long, device=weights.device)
-    flags.scatter_(1, ids_masked, 1)
-    flags.scatter_(1, ids_thrown, -1)
+    n_mask, n_throw, _ = split_counts(L, gen.mask_ratio, gen.throw_ratio)
+    units = plackett_luce_split(weights, n_mask, n_throw, generator)
+    recon = model.famt_reconstruct(inputs, model.split_from_units(units))
+    flags = _flags(B, L, units[0], units[1], weights.device)
+    hw = (B, *model.grid_hw)
+    return dict(terms={k: v.view(B, *ctx.grid_hw) for k, v in terms.items()},
+                weights=weights.view(hw), flags=flags.view(hw), recon=recon, famt=True)
+
+
+def _plain_mae_panels(model, inputs, seed):
+    from mmpretrain.registry import MODELS
+    gen = MODELS.build(dict(type='FAMTMaskGenerator'))
+    backbone = model.backbone
+    grid = tuple(int(g) for g in backbone.patch_resolution)
+    ctx = encoder_term_context(lambda x: backbone(x, None), backbone.layers[-1], inputs, grid,
+                               backbone.patch_embed.projection.kernel_size,
+                               gen.weighting.needs)
+    terms = gen.weighting.compute_terms(ctx)
+    weights = gen.weighting.combine_terms(terms)[0]
+    B, L = weights.shape
+    # mmpretrain's own MAE path: MAEViT.random_masking (global RNG, seeded here).
+    devices = [inputs.device] if inputs.is_cuda else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        latent, mask, ids_restore = backbone(inputs)
+    pred_all = model.neck(latent, ids_restore)  # B x L x p*p*3, patch order
+    order = torch.argsort(mask, dim=1, stable=True)  # kept (0) first, then removed (1)
+    n_keep = int((mask[0] == 0).sum())
+    ids_visible, ids_masked = order[:, :n_keep], order[:, n_keep:]
+    pred = gather_tokens(pred_all, ids_masked)
     recon = reconstruct_image(model.head, inputs, pred, ids_masked, ids_visible)
-    model.train(was_training)
+    flags = _flags(B, L, ids_masked, ids_masked[:, :0], weights.device)
     hw = (B, *grid)
     return dict(terms={k: v.view(B, *ctx.grid_hw) for k, v in terms.items()},
-                weights=weights.view(hw), flags=flags.view(hw), recon=recon, famt=famt)
+                weights=weights.view(hw), flags=flags.view(hw), recon=recon, famt=False)
+
+
+def _flags(B: int, L: int, masked: torch.Tensor, thrown: torch.Tensor, device) -> torch.Tensor:
+    """B x L: 1 at ``masked``, -1 at ``thrown``, 0 elsewhere (visible)."""
+    flags = torch.zeros(B, L, dtype=torch.long, device=device)
+    flags.scatter_(1, masked, 1)
+    flags.scatter_(1, thrown, -1)
+    return flags
+
+
+def recon_rgb(panels: Dict[str, torch.Tensor], mean: Sequence[float],
+              std: Sequence[float]) -> Optional[np.ndarray]:
+    """The reconstruction panel's RGB images, or None where the algorithm has none."""
+    recon = panels.get('recon')
+    return None if recon is None else to_rgb_image(recon, mean, std)
 
 
 # -- drawing ------------------------------------------------------------------------
-def panel_titles(term_names: Sequence[str], famt: bool = True) -> Tuple[str, ...]:
+def panel_titles(term_names: Sequence[str], famt: bool = True,
+                 recon: bool = True) -> Tuple[str, ...]:
     """Column titles: the image, one map per weight term, the weights, the split, the
-    reconstruction."""
+    reconstruction (where drawn)."""
     return ('image', *term_names, 'weights', FAMT_SPLIT_TITLE if famt else MAE_SPLIT_TITLE,
-            'reconstruction')
+            *(('reconstruction', ) if recon else ()))
 
 
 def to_rgb_image(inputs: torch.Tensor, mean: Sequence[float], std: Sequence[float],
@@ -292,7 +287,7 @@ def compose_famt_grid(images: np.ndarray, panels: Dict[str, torch.Tensor],
         borders stay sharp); :func:`panel_box` locates each one.
     """
     famt = bool(panels.get('famt', True))
-    titles = titles or panel_titles(list(panels['terms']), famt)
+    titles = titles or panel_titles(list(panels['terms']), famt, recon_images is not None)
     legend = legend or (LEGEND if famt else MAE_LEGEND)
     B, H, W = images.shape[:3]
     maps = [m.float().cpu().numpy() for m in panels['terms'].values()]

@@ -46,9 +46,10 @@ class OracleDecoder(nn.Module):
         super().__init__()
         self.target = head.construct_target(inputs)  # B x L x p*p*3
 
-    def forward(self, latent, ids_visible, ids_masked=None):
-        if ids_masked is None:  # mmpretrain MAE: (latent, ids_restore) -> all L patches
-            return self.target
+    def forward(self, latent, ids_restore):  # mmpretrain MAE: all L patches
+        return self.target
+
+    def forward_famt(self, latent, ids_visible, ids_masked):  # FAMTMAE: the masked ones
         return torch.gather(self.target, 1,
                             ids_masked.unsqueeze(-1).expand(-1, -1, self.target.shape[-1]))
 
@@ -252,3 +253,31 @@ def test_hook_needs_the_weight_hook_and_valid_indices(tmp_path):
         dict(type='FAMTVisualizationHook', indices=[0, 40])])
     with pytest.raises(ValueError, match=r'\[40\]'):
         Runner.from_cfg(cfg).train()
+
+
+def test_famt_simmim_panels_split_on_units_and_reconstruct_the_masked_patches():
+    from tests.test_models.test_famt_simmim import IMG, PATCH, build, simmim_cfg
+    torch.manual_seed(0)
+    model = build(simmim_cfg()).eval()  # 8 x 8 patches, 4 x 4 units of 2 x 2 patches
+    inputs = torch.randn(2, 3, IMG, IMG)
+    panels = famt_panels(model, inputs, generator=torch.Generator().manual_seed(0))
+    assert panels['famt'] is True and panels['weights'].shape == panels['flags'].shape == (2, 4, 4)
+    assert all(t.shape == (2, 8, 8) for t in panels['terms'].values())  # terms: patch grid
+    flags = panels['flags'].flatten(1)
+    assert [int((flags[0] == v).sum()) for v in (1, -1, 0)] == [7, 4, 5]  # .44 / .26 of 16
+    # per patch: visible pixels as given, thrown ones zero, masked ones the decoder's
+    per_patch = flags.view(2, 4, 1, 4, 1).expand(2, 4, 2, 4, 2).reshape(2, 8, 8)
+    pix = per_patch.repeat_interleave(PATCH, 1).repeat_interleave(PATCH, 2).unsqueeze(1)
+    recon = panels['recon']
+    assert torch.equal(recon * (pix == 0), inputs * (pix == 0))
+    assert recon[(pix == -1).expand_as(recon)].abs().max() == 0
+    masked = (pix == 1).expand_as(recon)
+    assert not torch.allclose(recon[masked], inputs[masked], atol=0.1)
+    # without a pixel reconstruction (famt_reconstruct -> None) the column is left out
+    images = np.random.default_rng(0).uniform(0.1, 0.9, (2, IMG, IMG, 3))
+    with_recon = compose_famt_grid(images, panels, recon_images=images)
+    panels['recon'] = None
+    without = compose_famt_grid(images, panels, recon_images=None)
+    cols = 2 + len(panels['terms']) + 1
+    assert without.shape[1] == panel_box(0, cols - 1, (IMG, IMG))[3]
+    assert with_recon.shape[1] == panel_box(0, cols, (IMG, IMG))[3]

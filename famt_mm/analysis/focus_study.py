@@ -64,7 +64,7 @@ def term_focus(model, data: ProbeData, terms: Sequence[str] = TERMS,
     gen = model.mask_generator
     maps = {t: [] for t in terms}
     for i in range(0, len(data.x_train), batch_size):
-        parts = gen.weighting.compute_terms(model.famt_term_context(data.x_train[i:i + batch_size]))
+        parts = gen.weighting.compute_terms(model.famt_context(data.x_train[i:i + batch_size]))
         for t in terms:  # a term alone, sanitised as a map; 'product' = the generator's W
             chosen = parts if t == 'product' else {t: parts[t]}
             maps[t].append(gen.weighting.combine_terms(chosen)[0].view(-1, *model.grid_hw))

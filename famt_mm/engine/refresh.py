@@ -143,7 +143,7 @@ def compute_shard_maps(model, loader, bank_dtype: str,
     """Weight maps of every image of ``loader`` with ``model.compute_famt_weights``.
 
     Args:
-        model: a FAMT model (famt_mm/models/famt_model.py).
+        model: a FAMT algorithm (famt_mm/models/famt_algorithm.py).
         loader: from :func:`build_refresh_loader`.
         bank_dtype: 'float16' or 'uint8' (``quantize_weights``).
         amp_dtype: the encoder runs under autocast in this dtype on the model's device (the

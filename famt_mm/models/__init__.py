@@ -1,5 +1,6 @@
 """FAMT math (plain tensor functions) and the registered mmpretrain modules."""
 from . import famt_sampling, famt_weights  # noqa: F401
+from .famt_algorithm import FAMT_ALGORITHMS, FAMTAlgorithm, FAMTSplit  # noqa: F401
 from .famt_beit import FAMTBEiT, FAMTBEiTPretrainViT  # noqa: F401
 from .famt_mae import FAMTMAE, FAMTPretrainDecoder, FAMTPretrainHead, FAMTViT  # noqa: F401
 from .famt_simmim import (FAMTSimMIM, FAMTSimMIMHead, FAMTSimMIMLinearDecoder,  # noqa: F401

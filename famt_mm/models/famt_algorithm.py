@@ -37,7 +37,8 @@ from .hook_guard import FAMTHookRequiredMixin
 from .weight_terms import TermContext
 
 __all__ = ['FAMTSplit', 'FAMTAlgorithm', 'PROVIDED', 'FAMT_ALGORITHMS', 'missing_contract',
-           'check_famt_algorithm', 'famt_algorithm_for', 'pretrain_only_keys']
+           'check_famt_algorithm', 'famt_algorithm_for', 'pretrain_only_keys', 'is_famt_model',
+           'check_famt_model']
 
 #: Every FAMT algorithm class, by its registered name (filled by subclassing).
 FAMT_ALGORITHMS: Dict[str, Type['FAMTAlgorithm']] = {}
@@ -191,3 +192,27 @@ def pretrain_only_keys() -> Tuple[str, ...]:
     """The encoder keys every FAMT algorithm declares pre-training only, for conversion."""
     return tuple(sorted({key for cls in FAMT_ALGORITHMS.values()
                          for key in cls.pretrain_only_keys}))
+
+
+def is_famt_model(model) -> bool:
+    """Whether ``model`` is a FAMT algorithm providing the whole contract."""
+    return isinstance(model, FAMTAlgorithm) and not missing_contract(type(model))
+
+
+def check_famt_model(model, user: str):
+    """Return ``model`` if it is a FAMT algorithm providing the whole contract, else raise
+    ``TypeError`` saying what ``user`` needs and, for a plain algorithm, its FAMT type."""
+    name = type(model).__name__
+    if not isinstance(model, FAMTAlgorithm):
+        known = sorted(cls.__name__ for cls in FAMT_ALGORITHMS.values()
+                       if not missing_contract(cls))
+        hint = ''
+        try:
+            hint = f'; FAMT for {name} is {famt_algorithm_for(name).__name__}'
+        except KeyError:
+            pass
+        raise TypeError(f'{user} needs a FAMT algorithm ({", ".join(known)}: a FAMTAlgorithm '
+                        f'subclass, famt_mm/models/famt_algorithm.py), got {name}, which is not '
+                        f'one{hint}')
+    check_famt_algorithm(type(model))
+    return model

@@ -31,10 +31,10 @@ def test_terms_are_float32_under_autocast(tmp_path):
     model = build_tiny(FAMT_DEMO, tmp_path)
     x = torch.randn(2, 3, *model.input_hw, generator=torch.Generator().manual_seed(0))
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        attn_cls, _, _ = model.backbone.forward_famt_terms(x)
+        attn_cls = model.famt_context(x).attn_cls
         weights, _ = model.compute_famt_weights(x)
     assert attn_cls.dtype == weights.dtype == torch.float32
-    exact = model.backbone.forward_famt_terms(x)[0]
+    exact = model.famt_context(x).attn_cls
     assert 0 < (attn_cls - exact).abs().max() < 0.01  # bf16 encoder, float32 softmax row
 
 

@@ -7,7 +7,7 @@ from mmpretrain.structures import DataSample
 import famt_mm  # noqa: F401  (registers the modules)
 from famt_mm.bank import WeightBank
 from famt_mm.models import famt_weights
-from famt_mm.models.famt_mae import gather_patches, gather_tokens
+from famt_mm.models.patch_ids import embed_patch_ids, gather_patches, gather_tokens
 
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 
@@ -23,7 +23,7 @@ def test_visible_patch_embedding_matches_embedding_all_then_gathering():
     model = vit()
     x = torch.randn(3, 3, 32, 32)
     ids = torch.rand(3, 16).argsort(1)[:, :5]
-    ours = model.embed_patches(x, ids)
+    ours = embed_patch_ids(model.patch_embed, x, ids)
     ref = gather_tokens(model.patch_embed(x)[0], ids)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
     # and the gradient of the projection is the same
@@ -40,7 +40,7 @@ def test_patch_embedding_with_a_norm_takes_the_general_path():
     assert model.patch_embed.norm is not None
     x = torch.randn(2, 3, 32, 32)
     ids = torch.rand(2, 16).argsort(1)[:, :4]
-    torch.testing.assert_close(model.embed_patches(x, ids),
+    torch.testing.assert_close(embed_patch_ids(model.patch_embed, x, ids),
                                gather_tokens(model.patch_embed(x)[0], ids))
 
 
@@ -54,7 +54,7 @@ def test_encoder_on_visible_ids_matches_maevit_on_the_same_ids():
     def fixed_masking(tokens, mask_ratio=0.75):
         kept = gather_tokens(tokens, ids_visible)
         return kept, None, None
-    ours = model(x, ids_visible=ids_visible)
+    ours = model.forward_famt(x, ids_visible)
     model.random_masking = fixed_masking
     ref = model(x)[0]  # MAEViT.forward: embed all, add pos, keep ids_visible
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)

@@ -69,9 +69,9 @@ def test_random_phase_matches_mmpretrain_mae_loss_for_the_same_ids():
 
     mae.backbone.random_masking = fixed_masking
     ref = mae.loss(x, samples(3))['loss']
-    latent = famt.backbone(x, ids_visible=ids_visible)
-    pred = famt.neck(latent, ids_visible, ids_masked)
-    ours = famt.head.loss(pred, x, ids_masked)
+    latent = famt.backbone.forward_famt(x, ids_visible)
+    pred = famt.neck.forward_famt(latent, ids_visible, ids_masked)
+    ours = famt.head.loss_famt(pred, x, ids_masked)
     torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-6)
 
 
@@ -136,7 +136,8 @@ def test_refresh_terms_match_an_explicit_computation():
     model = build(tiny_cfg())
     model.eval()
     x = torch.randn(2, 3, 32, 32)
-    attn_cls, _, tokens = model.backbone.forward_famt_terms(x)
+    ctx = model.famt_context(x)
+    attn_cls, tokens = ctx.attn_cls, ctx.tokens
     # Reference: every block explicitly, keep the last block's attention.
     bb = model.backbone
     h = bb.patch_embed(x)[0] + bb.pos_embed[:, 1:]
@@ -174,15 +175,16 @@ def test_mask_generator_rejects_bad_settings(kwargs, match):
 
 
 def test_famt_model_interface_of_famt_mae_and_refusal_of_a_plain_mae():
-    from famt_mm.models.famt_model import FAMTModel, check_famt_model, is_famt_model
+    from famt_mm.models.famt_algorithm import FAMTAlgorithm, check_famt_model, is_famt_model
     model = build(tiny_cfg())
-    assert is_famt_model(model) and isinstance(model, FAMTModel)
+    assert is_famt_model(model) and isinstance(model, FAMTAlgorithm)
+    assert check_famt_model(model, 'FAMTWeightHook') is model
     assert model.grid_hw == (4, 4) and model.input_hw == (32, 32)
     weights, fallback = model.compute_famt_weights(torch.randn(2, 3, 32, 32))
     assert weights.shape == (2, 4, 4) and weights.dtype == torch.float32
     assert fallback.shape == (2, ) and fallback.dtype == torch.bool
-    with pytest.raises(TypeError, match='needs a FAMT model .* got MAE without mask_generator, '
-                                        'grid_hw, input_hw, compute_famt_weights'):
+    with pytest.raises(TypeError, match='FAMTWeightHook needs a FAMT algorithm .* got MAE, which '
+                                        'is not one; FAMT for MAE is FAMTMAE'):
         check_famt_model(build(tiny_cfg(famt=False)), 'FAMTWeightHook')
 
 

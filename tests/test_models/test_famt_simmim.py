@@ -74,7 +74,7 @@ def test_uniform_weights_without_throwing_give_plain_simmim_loss(famt_phase):
     torch.manual_seed(1)
     ours = famt.loss(x, samples(3))['loss']
     torch.manual_seed(1)  # the same draw again, for the plain model's mask
-    ids_masked, ids_thrown, _ = famt.sample_patch_ids(samples(3), 3, 'cpu')
+    ids_masked, ids_thrown, _ = famt.famt_split(samples(3), 3, 'cpu')[:3]
     n_units = int(16 * (0.44 if famt_phase else 0.6))
     assert ids_thrown.shape[1] == 0 and ids_masked.shape[1] == 4 * n_units
     mask = torch.zeros(3, 64, dtype=torch.long).scatter_(1, ids_masked, 1).view(3, 8, 8)
@@ -109,7 +109,8 @@ def test_thrown_patches_never_reach_the_encoder(famt_phase):
     def run(inputs):
         torch.manual_seed(3)
         out = {}
-        handle = model.backbone.register_forward_hook(
+        # the encoder's output: its final norm's (FAMT path forward_famt)
+        handle = model.backbone.ln1.register_forward_hook(
             lambda m, a, o: out.__setitem__('latent', o))
         loss = model.loss(inputs, samples(2))['loss']
         handle.remove()
@@ -118,7 +119,7 @@ def test_thrown_patches_never_reach_the_encoder(famt_phase):
     loss, latent = run(x)
     assert seen['enc'] == 1 + 4 * (7 + 5)  # CLS + masked + visible patches, no thrown one
     torch.manual_seed(3)
-    ids_masked, ids_thrown, ids_visible = model.sample_patch_ids(samples(2), 2, 'cpu')
+    ids_masked, ids_thrown, ids_visible = model.famt_split(samples(2), 2, 'cpu')[:3]
     assert ids_thrown.shape[1] == 4 * 4
     every = torch.cat([ids_masked, ids_thrown, ids_visible], 1).sort(1).values
     assert torch.equal(every, torch.arange(64).expand(2, -1))

@@ -18,7 +18,8 @@ def test_default_config_weights_are_attention_times_frequency_bit_for_bit(tmp_pa
     model = build_tiny(FAMT_DEMO, tmp_path)
     assert model.mask_generator.weighting.terms == ('attention', 'frequency')
     x = torch.randn(3, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
-    attn_cls, _, tokens = model.backbone.forward_famt_terms(x)
+    ctx = model.famt_context(x)
+    attn_cls, tokens = ctx.attn_cls, ctx.tokens
     # the formula of the code before the terms became pluggable (combine='product', cutoff 0.15)
     reference, ref_fallback = sanitize_weights(
         cls_attention_term(attn_cls) * frequency_term(tokens, 0.15), 1e-6)

@@ -504,7 +504,7 @@ def run(args):
         i[0] += 1
         samples = sample_batches[i[0] % len(sample_batches)]
         if bn == 'simmim':  # units drawn and expanded to patches
-            return famt.sample_patch_ids(samples, batch, device)
+            return famt.famt_split(samples, batch, device)
         return gen.sample(samples, famt.grid_hw, batch, device)
     sample_t, = time_alternating([sample_once], device, max(10, 5 * args.steps), 3)
 

@@ -135,7 +135,7 @@ def run(args):
         vit = build_reference(famt, device)
         x = torch.randn(2, 3, 224, 224, device=device)
         ref_tokens = reference_weights(vit, x)[1]
-        ours = famt.backbone.forward_famt_terms(x)[2]
+        ours = famt.famt_context(x).tokens
         gap = float((ref_tokens[:, 1:] - ours).abs().max())
         if gap > 1e-3:  # same weights, same images: the two encoders must agree
             raise RuntimeError(f'reference and famt_mm encoders differ by {gap}')

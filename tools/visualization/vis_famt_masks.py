@@ -4,11 +4,12 @@ masked / thrown / visible patches and the reconstruction, one row per image.
     python tools/visualization/vis_famt_masks.py CONFIG [CHECKPOINT] \
         [--indices 0 1 2 3 | --images a.jpg b.png] [--out-dir DIR] [--seed 0]
 
-CONFIG is a FAMT pre-training config (its ``FAMTMAE`` is drawn with the FAMT
-split, computed on the whole image exactly as the refresh pass of training
-does) or a plain mmpretrain MAE config (its own random masking and
-reconstruction are drawn, with the FAMT terms its encoder would give). Works on
-CPU. Writes DIR/famt_masks.png (or DIR/mae_masks.png for a plain MAE).
+CONFIG is a FAMT pre-training config of any FAMT algorithm (FAMTMAE, FAMTSimMIM, ...: the
+contract of famt_mm/models/famt_algorithm.py; drawn with the FAMT split, computed on the whole
+image exactly as the refresh pass of training does, and its reconstruction where its target
+is pixels) or a plain mmpretrain MAE config (its own random masking and reconstruction are
+drawn, with the FAMT terms its encoder would give). Works on CPU. Writes DIR/famt_masks.png
+(or DIR/mae_masks.png for a plain MAE).
 """
 import argparse
 import os
@@ -66,8 +67,12 @@ def build_model(cfg, checkpoint, device):
                 raise
             raise SystemExit(f'error: {checkpoint} does not fit the config: {arch}; pass '
                              'the config the checkpoint was trained with') from None
-    if not hasattr(model.backbone, 'patch_resolution') or not hasattr(model.head, 'patchify'):
-        raise TypeError(f'{type(model).__name__} is not an MAE-style model (FAMTMAE or MAE)')
+    from mmpretrain.models.selfsup import MAE
+    from famt_mm.models.famt_algorithm import FAMT_ALGORITHMS, is_famt_model
+    if not (is_famt_model(model) or isinstance(model, MAE)):
+        raise SystemExit(f'error: {type(model).__name__} is neither a FAMT algorithm '
+                         f'({", ".join(sorted(FAMT_ALGORITHMS))}) nor mmpretrain\'s MAE: pass '
+                         'a FAMT (or plain MAE) pre-training config')
     return model.to(device).eval()
 
 
@@ -79,7 +84,7 @@ def main(argv=None):
 
     import famt_mm  # noqa: F401  (registers the modules; checkpoints read as data)
     from famt_mm.visualization import (compose_famt_grid, famt_panels, input_hw,
-                                       load_whole_images, preprocessor_mean_std,
+                                       load_whole_images, preprocessor_mean_std, recon_rgb,
                                        save_famt_grid, to_rgb_image, whole_image_pipeline)
     cfg = Config.fromfile(args.config)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
@@ -105,7 +110,7 @@ def main(argv=None):
     mean, std = preprocessor_mean_std(model)
     # The data preprocessor already made the inputs RGB.
     grid = compose_famt_grid(to_rgb_image(inputs, mean, std), panels,
-                             recon_images=to_rgb_image(panels['recon'], mean, std),
+                             recon_images=recon_rgb(panels, mean, std),
                              names=names)
     os.makedirs(args.out_dir, exist_ok=True)
     name = args.out_name or ('famt_masks.png' if panels['famt'] else 'mae_masks.png')

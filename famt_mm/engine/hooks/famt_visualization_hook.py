@@ -7,7 +7,8 @@ from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
 
 from ...visualization import (compose_famt_grid, famt_panels, input_hw, load_whole_images,
-                              preprocessor_mean_std, to_rgb_image, whole_image_pipeline)
+                              preprocessor_mean_std, recon_rgb, to_rgb_image,
+                              whole_image_pipeline)
 from .famt_weight_hook import FAMTWeightHook
 
 
@@ -85,5 +86,5 @@ class FAMTVisualizationHook(Hook):
         panels = famt_panels(model, inputs, generator=generator)
         mean, std = preprocessor_mean_std(model)
         return compose_famt_grid(to_rgb_image(inputs, mean, std), panels,
-                                 recon_images=to_rgb_image(panels['recon'], mean, std),
+                                 recon_images=recon_rgb(panels, mean, std),
                                  names=names)

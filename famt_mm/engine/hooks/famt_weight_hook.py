@@ -2,7 +2,7 @@
 
 The hook owns the schedule and the hook points only: the bank is ``famt_mm.bank``, the refresh
 pass ``famt_mm.engine.refresh``, the pipeline checks ``famt_mm.datasets.pipeline_checks``, and
-the model is used through the interface of famt_mm/models/famt_model.py.
+the model is used through the contract of famt_mm/models/famt_algorithm.py.
 """
 import glob
 import os
@@ -20,7 +20,7 @@ from mmpretrain.registry import HOOKS
 from ...bank import (WeightBank, bank_file_name, check_ranks_agree, dataset_fingerprint,
                      gather_by_index, remove_stray_temporaries, write_bank_file)
 from ...datasets.pipeline_checks import check_refresh_pipeline, check_train_pipeline
-from ...models.famt_model import check_famt_model
+from ...models.famt_algorithm import check_famt_model
 from ..rank_agreement import flagged_ranks, on_every_rank, rank_problems
 from ..refresh import (Progress, build_refresh_loader, compute_shard_maps, map_statistics,
                        training_amp_dtype)
