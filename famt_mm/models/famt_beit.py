@@ -32,6 +32,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from .famt_algorithm import FAMTAlgorithm, FAMTSplit
+from .patch_ids import embed_patch_ids
 from .term_context import encoder_term_context
 from .weight_terms import TermContext
 
@@ -105,8 +106,7 @@ class FAMTBEiTPretrainViT(BEiTPretrainViT):
         if ids_visible is None:
             return super().forward(x, mask)
         B, M = x.shape[0], ids_masked.shape[1]
-        patches = self.patch_embed(x)[0]  # one linear map per patch: thrown pixels stay out
-        visible = patches.gather(1, ids_visible.unsqueeze(-1).expand(-1, -1, patches.shape[-1]))
+        visible = embed_patch_ids(self.patch_embed, x, ids_visible)  # masked ones: mask token
         kept = torch.cat([ids_masked, ids_visible], dim=1)  # B x (M + V), token order
         tokens = torch.cat([self.cls_token.expand(B, -1, -1),
                             self.mask_token.expand(B, M, -1), visible], dim=1)
