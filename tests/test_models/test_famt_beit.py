@@ -218,3 +218,34 @@ def test_a_second_view_off_the_patch_grid_stops_with_the_fix():
     x = views(2)
     with pytest.raises(ValueError, match='second view size'):
         model.loss([x[0], torch.randn(2, 3, 2 * IMG, 2 * IMG)], samples(2))
+
+
+@pytest.mark.parametrize('config, tokenizer, second_size', [
+    ('famt_beit_vit-b-p16_in1k.py', 'DALL-E', 112), ('famt_beitv2_vit-b-p16_in1k.py', 'VQKD', 224)])
+def test_in1k_configs_inherit_mmpretrains_recipe_with_famt(config, tokenizer, second_size):
+    import os.path as osp
+
+    from mmengine.config import Config
+    from tests.conftest import REPO
+    cfg = Config.fromfile(osp.join(REPO, 'configs', config))
+    assert cfg.model.target_generator.type == tokenizer
+    assert cfg.model.target_generator.init_cfg.type == 'Pretrained'  # the real tokenizer
+    assert cfg.data_preprocessor.type == 'FAMTTwoNormDataPreprocessor'
+    steps = cfg.train_dataloader.dataset.pipeline
+    assert [s.type for s in steps] == [
+        'LoadImageFromFile', 'ColorJitter', 'RandomFlip',
+        'FAMTRandomResizedCropAndInterpolationWithTwoPic', 'PackInputs']
+    assert (steps[3].size, steps[3].second_size) == (224, second_size)
+    # the recipe's model at the recipe's grid, but narrow, with a tiny tokenizer: seconds
+    cfg.model.backbone.arch = ARCH
+    cfg.model.head.embed_dims = 32
+    if tokenizer == 'DALL-E':
+        cfg.model.target_generator.update(n_hid=8, n_blk_per_group=1)
+    else:
+        cfg.model.neck.backbone_arch = dict(ARCH, depth=3)
+        cfg.model.neck.early_layers = 2
+        cfg.model.backbone.out_indices = [-2, -1]
+        cfg.model.target_generator.encoder_config.arch = dict(ARCH, num_layers=1)
+    model = MODELS.build(cfg.model)  # not initialised: no download
+    assert type(model).__name__ == 'FAMTBEiT' and model.grid_hw == (14, 14)
+    assert model.mask_generator.check_grid(196) == ((75, 0, 121), (88, 78, 30))
