@@ -1,4 +1,5 @@
-"""Turn an inherited mmpretrain recipe into FAMT from a short config.
+"""Turn an inherited mmpretrain recipe (MAE, SimMIM, any FAMT algorithm) into FAMT from a
+short config.
 
 A config that inherits one of mmpretrain's own recipes with ``mmpretrain::`` keeps its
 data loader through :func:`famt_train_dataloader` (see README, "Any mmpretrain MAE
@@ -169,15 +170,19 @@ def famt_data_preprocessor(decode=None):
     return dict(type='FAMTGPUDecodePreprocessor') if decode == 'gpu' else {}
 
 
-def famt_model(**mask_generator):
-    """What turns the inherited MAE model into FAMT, merged onto it by mmengine: the FAMT
-    types (same parameters as MAE's) and ``FAMTMaskGenerator(**mask_generator)``; the
-    recipe's arch, patch size, decoder and loss stay as they are. Every generator argument
-    passes through, e.g. the warm-up throw: ``famt_model(mask_ratio=0.45, throw_ratio=0.40,
-    random_mask_ratio=0.45, random_throw_ratio=0.40)``."""
-    return dict(type='FAMTMAE', backbone=dict(type='FAMTViT'),
-                neck=dict(type='FAMTPretrainDecoder'), head=dict(type='FAMTPretrainHead'),
-                mask_generator=dict(type='FAMTMaskGenerator', **mask_generator))
+def famt_model(algorithm: str = 'MAE', **mask_generator):
+    """What turns the inherited mmpretrain model ``algorithm`` (its registered type: 'MAE',
+    'SimMIM', ...) into FAMT, merged onto it by mmengine: the FAMT types its FAMT algorithm
+    declares (``famt_types``; same parameters as the plain ones) and
+    ``FAMTMaskGenerator(**mask_generator)``; the recipe's arch, patch size, decoder and loss
+    stay as they are. Every generator argument passes through, e.g. the warm-up throw:
+    ``famt_model(mask_ratio=0.45, throw_ratio=0.40, random_mask_ratio=0.45,
+    random_throw_ratio=0.40)``. An algorithm without FAMT raises ``KeyError`` naming those
+    with it."""
+    from .models.famt_algorithm import famt_algorithm_for
+    model = copy.deepcopy(famt_algorithm_for(algorithm).famt_types)
+    model['mask_generator'] = dict(type='FAMTMaskGenerator', **mask_generator)
+    return model
 
 
 def drop_collate_scope(cfg):

@@ -2,7 +2,9 @@
 
 ``describe_vit(state)`` -> ``'ViT-T (192-d, 12 blocks, patch 8)'``: the encoder found
 under any prefix (``backbone.``, none), in mmpretrain (``layers.N``) or timm / official
-MAE (``blocks.N``) names. Shapes only, no weights read.
+MAE (``blocks.N``) names. ``describe_converted(state)``: which kind of file a backbone state
+dict looks like (pre-training, official MAE, converted for which target). Key names and
+shapes only, no weights read. Used by both checkpoint.py (loading) and convert.py.
 """
 import re
 from typing import Dict, Optional
@@ -48,3 +50,21 @@ def architecture_mismatch(ckpt_state: Dict[str, torch.Tensor],
     (c_name, c_rest), (m_name, m_rest) = (
         describe_vit(s).split(' ', 1) for s in (ckpt_state, model_state))
     return f'{c_name} checkpoint {c_rest}, {m_name} model {m_rest}'
+
+
+def describe_converted(state: Dict[str, torch.Tensor]) -> Optional[str]:
+    """What a backbone state dict looks like, for error messages; None if unknown."""
+    keys = set(state)
+    if any(k.startswith('backbone.') for k in keys):
+        return ('like a full pre-training checkpoint (keys backbone.*): use '
+                "prefix='backbone.' or convert it with tools/model_converters/famt2target.py")
+    if 'blocks.0.norm1.weight' in keys:
+        return ('like an official MAE / timm checkpoint: convert it with '
+                'tools/model_converters/famt2target.py')
+    if 'layers.0.attn.qkv.weight' not in keys or 'pos_embed' not in keys:
+        return None
+    if 'cls_token' not in keys:
+        return 'converted for mmdet (--target mmdet: no cls_token, no final norm)'
+    if 'ln1.weight' in keys:
+        return 'converted for mmpretrain (--target mmpretrain: cls_token and final norm ln1)'
+    return 'converted for mmseg (--target mmseg: cls_token, no final norm)'

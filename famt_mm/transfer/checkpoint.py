@@ -40,6 +40,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from famt_mm import compat  # noqa: F401  (mmengine reads checkpoints as data: checkpoint_io)
 from famt_mm.checkpoint_io import UnsafeCheckpointError
 
+from .arch import architecture_mismatch, describe_converted
+
 # Where a state dict may sit inside a checkpoint, in order of preference.
 _STATE_DICT_KEYS = ('state_dict', 'model', 'module')
 _SHOW = 10  # keys listed per category in an error message
@@ -214,11 +216,9 @@ def match_state_dict(module: torch.nn.Module, state: Dict[str, torch.Tensor],
         if mismatched:
             lines.append(f'  shape mismatch ({len(mismatched)}; wrong architecture?): '
                          f'{_key_list(mismatched)}')
-        from .arch import architecture_mismatch
         arch = architecture_mismatch(state, target)
         if arch:
             lines.insert(1, f'  wrong architecture: {arch}')
-        from .convert import describe_converted  # converters import this module
         kind = describe_converted(state)
         if kind:
             lines.append(f'  The file looks {kind}.')

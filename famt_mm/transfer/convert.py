@@ -14,9 +14,11 @@ a tensor-only ``{'state_dict': {...}}`` (loadable with ``weights_only=True``):
   CLS slot of ``pos_embed`` removed, no final norm. Its relative position
   tables are new (``allowed_missing`` in the config).
 
-Accepted inputs: an mmengine checkpoint of a FAMT / MAE pre-training (keys
-``backbone.*``), or an official MAE release (``model`` with timm keys
-``blocks.N.*``). Anything else is refused with the reason.
+Accepted inputs: an mmengine checkpoint of a FAMT pre-training of any FAMT algorithm, or of
+a plain MAE (keys ``backbone.*``), or an official MAE release (``model`` with timm keys
+``blocks.N.*``). The encoder keys a FAMT algorithm declares pre-training only
+(``pretrain_only_keys``, e.g. SimMIM's ``mask_token``; famt_mm/models/famt_algorithm.py) are
+dropped for every target; any other key a plain ViT does not have is refused with the reason.
 """
 import math
 import os
@@ -27,6 +29,8 @@ from typing import Callable, Dict, Optional, Tuple
 
 import torch
 
+from ..models.famt_algorithm import pretrain_only_keys
+from .arch import describe_converted
 from .checkpoint import extract_state_dict, load_checkpoint_file, resize_pos_embed
 
 #: Conversion targets by name: a function that turns the mmpretrain-named encoder (an
@@ -87,24 +91,6 @@ _TIMM_RENAMES = (
 )
 
 
-def describe_converted(state: Dict[str, torch.Tensor]) -> Optional[str]:
-    """What a backbone state dict looks like, for error messages; None if unknown."""
-    keys = set(state)
-    if any(k.startswith('backbone.') for k in keys):
-        return ('like a full pre-training checkpoint (keys backbone.*): use '
-                "prefix='backbone.' or convert it with tools/model_converters/famt2target.py")
-    if 'blocks.0.norm1.weight' in keys:
-        return ('like an official MAE / timm checkpoint: convert it with '
-                'tools/model_converters/famt2target.py')
-    if 'layers.0.attn.qkv.weight' not in keys or 'pos_embed' not in keys:
-        return None
-    if 'cls_token' not in keys:
-        return 'converted for mmdet (--target mmdet: no cls_token, no final norm)'
-    if 'ln1.weight' in keys:
-        return 'converted for mmpretrain (--target mmpretrain: cls_token and final norm ln1)'
-    return 'converted for mmseg (--target mmseg: cls_token, no final norm)'
-
-
 def _from_timm(state):
     out = OrderedDict()
     for key, value in state.items():
@@ -122,8 +108,9 @@ def pretrained_backbone(filename: str) -> 'OrderedDict[str, torch.Tensor]':
     ckpt = load_checkpoint_file(filename)
     state = extract_state_dict(ckpt, filename)
     if any(k.startswith('backbone.') for k in state):
+        dropped = pretrain_only_keys()  # e.g. SimMIM's mask_token: no plain ViT has it
         backbone = OrderedDict((k[len('backbone.'):], v) for k, v in state.items()
-                               if k.startswith('backbone.'))
+                               if k.startswith('backbone.') and k[len('backbone.'):] not in dropped)
     elif 'blocks.0.norm1.weight' in state:
         backbone = _from_timm(state)
     else:
@@ -151,7 +138,8 @@ def check_plain_vit(backbone: Dict[str, torch.Tensor], filename: str = '<checkpo
                  if k.startswith('layers.')][:5]
     extra = sorted(set(backbone) - expected)
     if extra:
-        problems.append(f'keys a plain ViT does not have: {extra[:6]}')
+        problems.append(f'keys a plain ViT does not have: {extra[:6]} (a FAMT algorithm '
+                        'declares its pre-training-only encoder keys in pretrain_only_keys)')
     if not problems:
         dims = backbone['cls_token'].shape[-1]
         proj = backbone['patch_embed.projection.weight']

@@ -56,6 +56,36 @@ def test_converted_keys_are_exactly_the_target_backbone_keys(famt_checkpoint, tm
         assert torch.equal(state['pos_embed'], encoder['pos_embed'])
 
 
+@pytest.mark.parametrize('target', ['mmpretrain', 'mmdet', 'mmseg'])
+def test_famt_simmim_checkpoint_converts_without_its_mask_token(tmp_path, target):
+    """SimMIM declares its encoder's mask_token pre-training only (pretrain_only_keys)."""
+    from mmengine.runner import save_checkpoint
+    from mmpretrain.registry import MODELS
+
+    from famt_mm.models.famt_algorithm import pretrain_only_keys
+    assert 'mask_token' in pretrain_only_keys()
+    model = MODELS.build(dict(
+        type='FAMTSimMIM', mask_patch_size=16,
+        backbone=dict(type='FAMTSimMIMViT', arch=TINY_ARCH, img_size=32, patch_size=8),
+        neck=dict(type='FAMTSimMIMLinearDecoder', in_channels=32, encoder_stride=8),
+        head=dict(type='FAMTSimMIMHead', patch_size=8,
+                  loss=dict(type='PixelReconstructionLoss', criterion='L1', channel=3))))
+    model.init_weights()
+    src = str(tmp_path / 'famt_simmim.pth')
+    save_checkpoint({'state_dict': model.state_dict(), 'meta': {}}, src)
+    assert 'mask_token' in _pretrained_encoder(src)  # what main refused before
+    dst = str(tmp_path / f'{target}.pth')
+    convert([src, dst, '--target', target])
+    state = torch.load(dst, weights_only=True)['state_dict']
+    backbone = _target_backbone(target)
+    expected = {k for k in backbone.state_dict() if not k.endswith(NEW_IN_TARGET[target])}
+    assert 'mask_token' not in state and set(state) == expected
+    missing, unexpected = backbone.load_state_dict(state, strict=False)
+    assert not unexpected and all(k.endswith(NEW_IN_TARGET[target]) for k in missing)
+    key = 'layers.3.attn.qkv.weight'
+    assert torch.equal(backbone.state_dict()[key], model.backbone.state_dict()[key])
+
+
 def test_img_size_resizes_pos_embed_now(famt_checkpoint, tmp_path):
     dst = str(tmp_path / 'seg64.pth')
     convert([famt_checkpoint, dst, '--target', 'mmseg', '--img-size', '64'])
