@@ -5,14 +5,12 @@
 # replaces BEiT's block-wise one in both phases).
 #   bash tools/dist_train.sh configs/famt_beit_vit-b-p16_in1k.py 8
 _base_ = 'mmpretrain::beit/beit_beit-base-p16_8xb256-amp-coslr-300e_in1k.py'
-from famt_mm.recipe import famt_train_dataloader  # noqa: E402 (text config)
+from famt_mm.recipe import famt_model, famt_train_dataloader  # noqa: E402 (text config)
 
 custom_imports = dict(imports=['famt_mm'], allow_failed_imports=False)
-model = dict(  # FAMTBEiT.famt_types and the mask generator, merged onto mmpretrain's BEiT
-    type='FAMTBEiT',
-    backbone=dict(type='FAMTBEiTPretrainViT'),
-    mask_generator=dict(type='FAMTMaskGenerator', mask_ratio=0.45, throw_ratio=0.40,
-                        random_mask_ratio=0.383))  # int(196 * .383) = 75
+# FAMTBEiT's types and FAMTMaskGenerator, merged onto mmpretrain's BEiT
+model = famt_model('BEiT', mask_ratio=0.45, throw_ratio=0.40,
+                   random_mask_ratio=0.383)  # int(196 * .383) = 75, BEiT's count
 # the refresh hands one view: FAMT's two-view preprocessor normalises it as the first
 data_preprocessor = dict(type='FAMTTwoNormDataPreprocessor')
 # the two-view crop that records its box; BEiTMaskGenerator dropped (the model draws the sets)
