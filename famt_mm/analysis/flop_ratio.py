@@ -21,7 +21,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 __all__ = ['FlopPair', 'FLOP_PAIRS', 'count_flops', 'step_flops', 'flop_ratio_rows',
-           'format_rows']
+           'format_rows', 'two_view_batch']
 
 
 class FlopPair(NamedTuple):
@@ -40,6 +40,10 @@ FLOP_PAIRS: Dict[str, FlopPair] = {
     'MAE': FlopPair('configs/famt_mae_vit-b_in1k.py', 'configs/mae_vit-b_in1k.py'),
     'SimMIM': FlopPair('configs/famt_simmim_vit-b-p16_in1k.py',
                        'configs/simmim_vit-b-p16_in1k.py'),
+    'BEiT': FlopPair('configs/famt_beit_vit-b-p16_in1k.py', 'configs/beit_vit-b-p16_in1k.py',
+                     lambda *a: two_view_batch(*a)),
+    'BEiT v2': FlopPair('configs/famt_beitv2_vit-b-p16_in1k.py',
+                        'configs/beitv2_vit-b-p16_in1k.py', lambda *a: two_view_batch(*a)),
 }
 
 
@@ -93,6 +97,17 @@ def image_batch(model, cfg, batch: int, hw: Tuple[int, int]) -> Tuple[torch.Tens
             sample.set_mask(mask)
         samples.append(sample)
     return inputs, samples
+
+
+def two_view_batch(model, cfg, batch: int, hw: Tuple[int, int]) -> Tuple[List, List]:
+    """:func:`image_batch` plus the tokenizer's view (BEiT, CAE): a second random image per
+    sample at the recipe's two-view crop's ``second_size``."""
+    inputs, samples = image_batch(model, cfg, batch, hw)
+    crop = [t for t in cfg.train_dataloader.dataset.pipeline
+            if str(t.get('type', '')).endswith('WithTwoPic')][-1]
+    side = crop.get('second_size') or hw[0]
+    second = torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(1))
+    return [inputs, second], samples
 
 
 @torch.no_grad()
