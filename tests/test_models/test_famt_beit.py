@@ -249,3 +249,44 @@ def test_in1k_configs_inherit_mmpretrains_recipe_with_famt(config, tokenizer, se
     model = MODELS.build(cfg.model)  # not initialised: no download
     assert type(model).__name__ == 'FAMTBEiT' and model.grid_hw == (14, 14)
     assert model.mask_generator.check_grid(196) == ((75, 0, 121), (88, 78, 30))
+
+
+@pytest.mark.parametrize('version', [1, 2])
+def test_checkpoint_converts_to_beit_style_backbones_with_every_weight(version, tmp_path):
+    from mmpretrain.models.backbones import BEiTViT
+    from mmseg.models.backbones import BEiT as MMSegBEiT
+
+    from tools.model_converters.famt2target import main as famt2target
+    torch.manual_seed(0)
+    model = build(beit_cfg(version)).eval()
+    torch.nn.init.normal_(model.backbone.rel_pos_bias.relative_position_bias_table)
+    src = str(tmp_path / 'epoch_1.pth')
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, src)
+    final_norm = version == 1  # the v1 recipe pre-trains with a final norm, v2 without
+    x = torch.randn(2, 3, IMG, IMG)
+    last = {}  # the encoder's own whole-image forward: its last block's output
+    model.backbone.layers[-1].register_forward_hook(lambda m, a, o: last.__setitem__('x', o))
+    normed = model.backbone(x, None)[-1]
+    common = dict(arch=ARCH, img_size=IMG, patch_size=PATCH, use_rel_pos_bias=True,
+                  use_shared_rel_pos_bias=False, layer_scale_init_value=0.1, out_type='raw')
+    for target in ('mmpretrain', 'mmdet', 'mmseg'):
+        dst = str(tmp_path / f'{target}.pth')
+        info = famt2target([src, dst, '--target', target])
+        assert (info['style'], info['num_layers'], info['grid']) == ('beit', 3, GRID)
+        state = torch.load(dst, weights_only=True)['state_dict']
+        assert 'mask_token' not in state and not any(k.startswith('rel_pos_bias') for k in state)
+        keep_norm = final_norm and target == 'mmpretrain'
+        if target == 'mmseg':
+            backbone = MMSegBEiT(img_size=IMG, patch_size=PATCH, embed_dims=32, num_layers=3,
+                                 num_heads=2, mlp_ratio=2, qv_bias=True, init_values=0.1,
+                                 norm_cfg=dict(type='LN', eps=1e-6), final_norm=False,
+                                 out_indices=[2])
+        else:  # mmdet: mmpretrain's BEiTViT under SimpleFeaturePyramid
+            backbone = BEiTViT(final_norm=keep_norm, **common)
+        backbone.load_state_dict(state, strict=True)  # every key, nothing new
+        backbone.eval()  # the pre-trained encoder's features, each layer its own table
+        ref = normed if keep_norm else last['x']
+        out = backbone(x)[-1]
+        if target == 'mmseg':  # the patch tokens as a B x C x h x w map
+            ref = ref[:, 1:].transpose(1, 2).reshape(out.shape)
+        torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
