@@ -103,6 +103,9 @@ def two_view_batch(model, cfg, batch: int, hw: Tuple[int, int]) -> Tuple[List, L
     """:func:`image_batch` plus the tokenizer's view (BEiT, CAE): a second random image per
     sample at the recipe's two-view crop's ``second_size``."""
     inputs, samples = image_batch(model, cfg, batch, hw)
+    for module in model.modules():  # VQ-KD: a loaded codebook has had its k-means init
+        if isinstance(getattr(module, 'initted', None), torch.Tensor):
+            module.initted.fill_(1)
     crop = [t for t in cfg.train_dataloader.dataset.pipeline
             if str(t.get('type', '')).endswith('WithTwoPic')][-1]
     side = crop.get('second_size') or hw[0]
