@@ -33,8 +33,9 @@ _BLOCK = ('ln1.weight', 'ln1.bias', 'attn.q_bias', 'attn.v_bias', 'attn.qkv.weig
 
 
 def is_beit_encoder(backbone: Dict[str, torch.Tensor]) -> bool:
-    """Whether ``backbone`` (encoder keys, no prefix) is a BEiT-style encoder."""
-    return 'layers.0.attn.q_bias' in backbone or 'layers.0.gamma_1' in backbone or any(
+    """Whether ``backbone`` (encoder keys, no prefix) is a BEiT-style encoder: q / v biases
+    or relative position tables (a layer scale alone is a stray key of a plain ViT)."""
+    return 'layers.0.attn.q_bias' in backbone or any(
         'relative_position_bias_table' in k for k in backbone)
 
 
