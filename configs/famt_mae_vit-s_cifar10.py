@@ -8,13 +8,9 @@ _base_ = [
     '_base_/schedules/adamw_coslr-400e_small.py',
     '_base_/default_runtime.py',
 ]
-train_pipeline = [
-    dict(type='FAMTRandomResizedCrop', scale=224, crop_ratio_range=(0.2, 1.0),
-         backend='pillow', interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'famt_crop', 'flip',
-                                       'flip_direction')),
-]
+from famt_mm.recipe import famt_pipeline  # noqa: E402 (text config: _base_ first)
+
+train_pipeline = famt_pipeline(_base_.train_pipeline)  # noqa: F821
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 custom_hooks = [dict(type='FAMTWeightHook', start_epoch=40, interval=40, batch_size=256)]
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))

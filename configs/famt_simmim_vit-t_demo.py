@@ -4,18 +4,13 @@
 #   python tools/train.py configs/famt_simmim_vit-t_demo.py --work-dir work_dirs/famt_simmim_demo
 _base_ = [
     '_base_/models/famt_simmim_vit-tiny-p8.py',
-    '_base_/datasets/synthetic_objects_mae.py',
+    '_base_/datasets/synthetic_objects_simmim.py',
     '_base_/schedules/adamw_mae_demo.py',
     '_base_/default_runtime.py',
 ]
+from famt_mm.recipe import famt_pipeline  # noqa: E402 (text config: _base_ first)
 
-train_pipeline = [
-    dict(type='FAMTRandomResizedCrop', scale=64, crop_ratio_range=(0.67, 1.0),
-         backend='pillow', interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'famt_crop', 'flip',
-                                       'flip_direction')),
-]
+train_pipeline = famt_pipeline(_base_.train_pipeline)  # noqa: F821
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 custom_hooks = [dict(type='FAMTWeightHook', start_epoch=2, interval=2)]

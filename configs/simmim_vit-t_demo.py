@@ -3,20 +3,10 @@
 #   python tools/train.py configs/simmim_vit-t_demo.py --work-dir work_dirs/simmim_demo
 _base_ = [
     '_base_/models/simmim_vit-tiny-p8.py',
-    '_base_/datasets/synthetic_objects_mae.py',
+    '_base_/datasets/synthetic_objects_simmim.py',
     '_base_/schedules/adamw_mae_demo.py',
     '_base_/default_runtime.py',
 ]
-
-train_pipeline = [
-    dict(type='RandomResizedCrop', scale=64, crop_ratio_range=(0.67, 1.0), backend='pillow',
-         interpolation='bicubic'),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='SimMIMMaskGenerator', input_size=64, mask_patch_size=16, model_patch_size=8,
-         mask_ratio=0.6),
-    dict(type='PackInputs'),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2))

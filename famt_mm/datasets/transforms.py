@@ -2,7 +2,7 @@
 import mmcv
 import numpy as np
 from mmpretrain.datasets.transforms import (RandomResizedCrop,
-                                           RandomResizedCropAndInterpolationWithTwoPic)
+                                            RandomResizedCropAndInterpolationWithTwoPic)
 from mmpretrain.registry import TRANSFORMS
 
 #: Name parts of transforms that change an image at random or move it: the weight

@@ -21,7 +21,7 @@ from mmengine.runner import Runner
 from famt_mm.compat import load_local_checkpoint
 from famt_mm.engine import FAMTWeightHook
 from tests.conftest import FAMT_DEMO, REPO, tiny_cfg, write_tiny_config
-from tests.test_engine.test_reliability_helpers import CUSTOM_IMPORTS
+from tests.test_engine.fault_helpers import CUSTOM_IMPORTS
 
 TIMEOUT = 300
 

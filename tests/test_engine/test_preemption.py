@@ -1,7 +1,7 @@
 """A FAMT run killed with SIGKILL (mid-epoch, then mid-refresh) and restarted with --resume.
 
 tools/train.py runs in a subprocess as a user (or a preempting scheduler) would see it; the
-test-only hook / transform of test_reliability_helpers hold the run (a hang before an
+test-only hook / transform of fault_helpers hold the run (a hang before an
 iteration, a hang inside the refresh pass) where the kill must land, whatever the load.
 """
 import glob
@@ -16,7 +16,7 @@ import torch
 
 from famt_mm.compat import load_local_checkpoint
 from tests.conftest import FAMT_DEMO, REPO, write_tiny_config
-from tests.test_engine.test_reliability_helpers import CUSTOM_IMPORTS
+from tests.test_engine.fault_helpers import CUSTOM_IMPORTS
 
 TIMEOUT = 240  # seconds for one process, generous for a loaded 2-core machine
 

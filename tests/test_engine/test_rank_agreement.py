@@ -22,7 +22,7 @@ from famt_mm.engine.rank_agreement import (RankFailure, all_ranks, any_rank, fla
 from tests.conftest import FAMT_DEMO, REPO, tiny_cfg, write_tiny_config
 from tests.test_engine.rank_fault_helpers import HELPERS
 from tests.test_engine.test_distributed_reliability import free_port, hook_cfg
-from tests.test_engine.test_reliability_helpers import HELPERS as RELIABILITY_HELPERS
+from tests.test_engine.fault_helpers import HELPERS as RELIABILITY_HELPERS
 
 IMPORTS = dict(imports=['famt_mm', HELPERS, RELIABILITY_HELPERS], allow_failed_imports=False)
 FAULTS = dict(type='FAMTTestFaults')

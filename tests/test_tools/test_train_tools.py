@@ -1,4 +1,5 @@
 """tools/train.py and tools/test.py as a user runs them (subprocesses, real Runner)."""
+import glob
 import json
 import os.path as osp
 
@@ -36,6 +37,19 @@ def test_train_writes_a_checkpoint_and_resume_continues(tmp_path):
     proc = run_tool(['tools/train.py', cfg, '--work-dir', str(tmp_path / 'w3'), '--resume',
                      osp.join(work, 'nope.pth')], check=False)
     assert proc.returncode != 0 and 'does not exist' in proc.stderr
+
+
+def test_train_resume_without_checkpoint_warns_and_missing_path_fails(tmp_path):
+    from tools.train import main
+    cfg = write_tiny_config(tmp_path / 'mae_tiny.py', config=MAE_DEMO, max_epochs=1)
+    work = tmp_path / 'fresh'
+    main([cfg, '--work-dir', str(work), '--resume'])
+    log = open(glob.glob(str(work / '*' / '*.log'))[0]).read()
+    assert f'WARNING - --resume: no checkpoint found in {work}' in log
+    assert 'starting from scratch' in log
+    assert osp.isfile(work / 'epoch_1.pth')
+    with pytest.raises(FileNotFoundError, match='checkpoint .*missing.pth does not exist'):
+        main([cfg, '--work-dir', str(work), '--resume', str(tmp_path / 'missing.pth')])
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the CPU fallback')

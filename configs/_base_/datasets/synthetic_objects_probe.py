@@ -1,14 +1,16 @@
 # dataset settings of the CPU probe experiment (docs/evaluation.md): 32 x 32 SyntheticObjects,
 # 4 shape classes (disc, square, triangle, ring), large flat-coloured objects (diameter 50-90%
 # of the side) on flat backgrounds, rendered once and kept in memory.
+# MAE and FAMT probe runs share this FAMT pipeline (MAE ignores the recorded box): same crops.
 _base_ = ['synthetic_objects_mae.py']
-train_pipeline = [
-    dict(type='FAMTRandomResizedCrop', scale=32, crop_ratio_range=(0.5, 1.0),
+from famt_mm.recipe import famt_pipeline  # noqa: E402 (text config: _base_ first)
+
+train_pipeline = famt_pipeline([
+    dict(type='RandomResizedCrop', scale=32, crop_ratio_range=(0.5, 1.0),
          backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5),
-    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'famt_crop', 'flip',
-                                       'flip_direction')),
-]
+    dict(type='PackInputs'),
+])
 train_dataloader = dict(
     batch_size=32,
     num_workers=0,

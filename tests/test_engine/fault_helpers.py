@@ -1,7 +1,8 @@
-"""Test-only components for the reliability tests, registered in mmpretrain's registries.
+"""Test-only components that inject faults (slow steps, failing / hanging ranks, bad pixels,
+unreadable samples), registered in mmpretrain's registries.
 
 Configs reach them with ``custom_imports=dict(imports=['famt_mm',
-'tests.test_engine.test_reliability_helpers'])`` (the tools run with the repo root
+'tests.test_engine.fault_helpers'])`` (the tools run with the repo root
 on PYTHONPATH), so a ``tools/train.py`` subprocess or a torchrun job can slow down,
 fail on one rank or dump its bank, exactly where a test needs it. Nothing here is
 used by famt_mm itself.
@@ -18,7 +19,7 @@ from mmpretrain.registry import HOOKS, TRANSFORMS
 
 from famt_mm.engine import FAMTWeightHook
 
-HELPERS = 'tests.test_engine.test_reliability_helpers'
+HELPERS = 'tests.test_engine.fault_helpers'
 CUSTOM_IMPORTS = dict(imports=['famt_mm', HELPERS], allow_failed_imports=False)
 
 
@@ -141,14 +142,3 @@ class FAMTTestFailOnIndex(BaseTransform):
             raise OSError(f"FAMTTestFailOnIndex: cannot read sample {results['sample_idx']} "
                           f'on rank {get_rank()}')
         return results
-
-
-def test_helpers_are_registered():
-    for name in ('FAMTTestSlowDown', 'FAMTTestFailOnRank', 'FAMTTestDumpBank',
-                 'FAMTTestDivergentBankHook'):
-        assert HOOKS.get(name) is not None
-    for name in ('FAMTTestSleep', 'FAMTTestBadPixels', 'FAMTTestFailOnIndex'):
-        assert TRANSFORMS.get(name) is not None
-    out = FAMTTestBadPixels(nan_indices=[1], inf_indices=[2]).transform(
-        dict(img=np.zeros((2, 2, 3), np.uint8), sample_idx=2))
-    assert np.isinf(out['img']).all() and out['img'].dtype == np.float32
