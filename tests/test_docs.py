@@ -50,6 +50,9 @@ COVERAGE = {
                                    'by hand, its table is in the README',
     'bash tools/gpu_check.sh': 'tests/test_tools/test_gpu_check.py::'
                                'test_dry_run_prints_the_plan_and_runs_nothing',
+    'python tools/analysis/flop_ratio.py':
+        'tests/test_tools/test_flop_ratio.py::'
+        'test_cli_on_a_simmim_pair_and_every_algorithm_has_a_known_pair',
     'python tools/analysis/benchmark_data.py':
         'tests/test_tools/test_benchmark_data.py::test_benchmark_data_cli_reports_every_pipeline',
     'python tools/train.py configs/famt_mae_vit-l_in1k.py':

@@ -15,6 +15,7 @@ mask its recipe's pipeline transform draws (``*MaskGenerator``), or its own mask
 :data:`FLOP_PAIRS`: one line per FAMT algorithm, ``plain algorithm -> (FAMT config, plain
 config)``; an entry whose batch is not one image B x 3 x H x W gives ``make_batch``.
 """
+import os.path as osp
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
@@ -68,7 +69,8 @@ def _build(config: str):
     from mmpretrain.registry import MODELS
 
     import famt_mm  # noqa: F401  (registers the modules)
-    cfg = Config.fromfile(config)
+    in_repo = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), config)
+    cfg = Config.fromfile(config if osp.isfile(config) or not osp.isfile(in_repo) else in_repo)
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     return MODELS.build(cfg.model), cfg  # no init_weights: no pretrained teacher is read
 

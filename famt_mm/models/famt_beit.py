@@ -10,7 +10,7 @@ option.
 
 One step (``FAMTBEiT.famt_loss``), inputs = [view 1 B x 3 x H x W, view 2 for the tokenizer]:
 
-1. ``FAMTBEiTPretrainViT.forward(x, ids_masked=, ids_visible=)``: CLS, the mask token at the
+1. ``FAMTBEiTPretrainViT.forward_famt(x, ids_masked, ids_visible)``: CLS, the mask token at the
    M masked patches, the patch embedding of the V visible ones (that order); absolute
    position embeddings (if any) of each token's own patch; every relative position bias
    (the shared one, each layer's own) gathered at [CLS, kept ids] rows and columns
@@ -24,7 +24,7 @@ One step (``FAMTBEiT.famt_loss``), inputs = [view 1 B x 3 x H x W, view 2 for th
    heads are mmpretrain's, called with an all-true B x M mask.
 """
 from contextlib import contextmanager
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from mmpretrain.models.selfsup import BEiT, BEiTPretrainViT
@@ -94,17 +94,14 @@ class FAMTBEiTPretrainViT(BEiTPretrainViT):
 
     The same parameters (names, shapes, initialisation) as ``BEiTPretrainViT``.
 
-    ``forward(x, ids_masked=, ids_visible=)``: x B x 3 x H x W (H, W = ``img_size``),
+    ``forward_famt(x, ids_masked, ids_visible)``: x B x 3 x H x W (H, W = ``img_size``),
     ids_masked B x M, ids_visible B x V -> a tuple (one per ``out_indices``) of
     B x (1 + M + V) x C: CLS, the masked tokens in the order of ``ids_masked``, the visible
-    ones in the order of ``ids_visible``. ``forward(x, mask)`` is mmpretrain's.
+    ones in the order of ``ids_visible``. ``forward(x, mask)`` is mmpretrain's, unchanged.
     """
 
-    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None, *,
-                ids_masked: Optional[torch.Tensor] = None,
-                ids_visible: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, ...]:
-        if ids_visible is None:
-            return super().forward(x, mask)
+    def forward_famt(self, x: torch.Tensor, ids_masked: torch.Tensor,
+                     ids_visible: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         B, M = x.shape[0], ids_masked.shape[1]
         visible = embed_patch_ids(self.patch_embed, x, ids_visible)  # masked ones: mask token
         kept = torch.cat([ids_masked, ids_visible], dim=1)  # B x (M + V), token order
@@ -158,7 +155,7 @@ class FAMTBEiT(FAMTAlgorithm, BEiT):
     def famt_loss(self, inputs: List[torch.Tensor], data_samples: List[DataSample],
                   split: FAMTSplit) -> Dict[str, torch.Tensor]:
         images, target_images = inputs[0], inputs[1]
-        latent = self.backbone(images, ids_masked=split.masked, ids_visible=split.visible)
+        latent = self.backbone.forward_famt(images, split.masked, split.visible)
         with torch.no_grad():
             target = self.target_generator(target_images).detach()
         grid = tuple(target.shape[2:]) if target.dim() == 4 else tuple(target.shape[1:])

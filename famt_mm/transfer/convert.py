@@ -75,6 +75,7 @@ def _to_mmdet(state):
     state['pos_embed'] = state['pos_embed'][:, 1:].contiguous()
     return state
 
+
 # The keys of one pre-norm ViT block in mmpretrain's naming.
 BLOCK_KEYS = ('ln1.weight', 'ln1.bias', 'attn.qkv.weight', 'attn.qkv.bias',
               'attn.proj.weight', 'attn.proj.bias', 'ln2.weight', 'ln2.bias',

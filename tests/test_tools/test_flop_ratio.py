@@ -30,9 +30,16 @@ def test_tiny_mae_step_flops_are_the_hand_count():
     assert plain['total'] == expected
 
 
-def test_simmim_pair_and_every_algorithm_has_a_known_pair():
-    famt = step_flops(osp.join(REPO, 'configs', 'famt_simmim_vit-t_demo.py'))
-    plain = step_flops(osp.join(REPO, 'configs', 'simmim_vit-t_demo.py'))
+def test_cli_on_a_simmim_pair_and_every_algorithm_has_a_known_pair(tmp_path, capsys):
+    import json
+
+    from tools.analysis.flop_ratio import main
+    main(['--pair', 'configs/famt_simmim_vit-t_demo.py', 'configs/simmim_vit-t_demo.py',
+          '--json', str(tmp_path / 'rows.json')])
+    row, = json.load(open(tmp_path / 'rows.json'))
+    famt, plain = row['famt'], row['plain']
+    assert (famt['model'], plain['model']) == ('FAMTSimMIM', 'SimMIM')
+    assert f"| {row['ratio']:.3f} |" in capsys.readouterr().out
     # the FAMT encoder sees the masked + visible patches of 16 units (7 / 4 / 5) of 2 x 2
     assert famt['counts'] == dict(masked=28, thrown=16, visible=20)
     assert 0 < famt['total'] < plain['total']
