@@ -23,7 +23,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 __all__ = ['FlopPair', 'FLOP_PAIRS', 'count_flops', 'step_flops', 'flop_ratio_rows',
-           'format_rows']
+           'format_rows', 'two_view_batch']
 
 
 class FlopPair(NamedTuple):
@@ -57,7 +57,11 @@ FLOP_PAIRS: Dict[str, FlopPair] = {
                         _delete_=True, type='RandomCLIPGenerator', img_size=224, patch_size=16,
                         width=768, num_layers=12, out_dims=512)}),
     'CAE': FlopPair('configs/famt_cae_beit-base-p16_in1k.py', 'configs/cae_beit-base-p16_in1k.py',
-                    lambda *args: dalle_two_view_batch(*args)),
+                    lambda *args: two_view_batch(*args)),
+    'BEiT': FlopPair('configs/famt_beit_vit-b-p16_in1k.py', 'configs/beit_vit-b-p16_in1k.py',
+                     lambda *a: two_view_batch(*a)),
+    'BEiT v2': FlopPair('configs/famt_beitv2_vit-b-p16_in1k.py',
+                        'configs/beitv2_vit-b-p16_in1k.py', lambda *a: two_view_batch(*a)),
 }
 
 
@@ -116,13 +120,17 @@ def image_batch(model, cfg, batch: int, hw: Tuple[int, int]) -> Tuple[torch.Tens
     return inputs, samples
 
 
-def dalle_two_view_batch(model, cfg, batch: int, hw: Tuple[int, int]) -> Tuple[List, List]:
-    """:func:`image_batch` plus the DALL-E tokenizer's view (8 px per token on the patch
-    grid, e.g. 112 px at 224): inputs [B x 3 x H x W, B x 3 x H' x W'] (CAE, BEiT v1)."""
+def two_view_batch(model, cfg, batch: int, hw: Tuple[int, int]) -> Tuple[List, List]:
+    """:func:`image_batch` plus the tokenizer's view (BEiT, CAE): a second random image per
+    sample at the recipe's two-view crop's ``second_size``."""
     inputs, samples = image_batch(model, cfg, batch, hw)
-    grid = model.backbone.patch_resolution
-    second = torch.randn(batch, 3, 8 * grid[0], 8 * grid[1],
-                         generator=torch.Generator().manual_seed(1))
+    for module in model.modules():  # VQ-KD: a loaded codebook has had its k-means init
+        if isinstance(getattr(module, 'initted', None), torch.Tensor):
+            module.initted.fill_(1)
+    crop = [t for t in cfg.train_dataloader.dataset.pipeline
+            if str(t.get('type', '')).endswith('WithTwoPic')][-1]
+    side = crop.get('second_size') or hw[0]
+    second = torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(1))
     return [inputs, second], samples
 
 

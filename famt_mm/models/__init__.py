@@ -1,8 +1,9 @@
 """FAMT math (plain tensor functions) and the registered mmpretrain modules."""
 from . import famt_sampling, famt_weights  # noqa: F401
 from .famt_algorithm import FAMT_ALGORITHMS, FAMTAlgorithm, FAMTSplit  # noqa: F401
-from .famt_eva import FAMTEVA  # noqa: F401
+from .famt_beit import FAMTBEiT, FAMTBEiTPretrainViT  # noqa: F401
 from .famt_cae import FAMTCAE, FAMTCAENeck, FAMTCAEViT  # noqa: F401
+from .famt_eva import FAMTEVA  # noqa: F401
 from .famt_mae import FAMTMAE, FAMTPretrainDecoder, FAMTPretrainHead, FAMTViT  # noqa: F401
 from .famt_maskfeat import FAMTMaskFeat, FAMTMaskFeatViT  # noqa: F401
 from .famt_milan import FAMTMILAN, FAMTMILANPretrainDecoder, FAMTMILANViT  # noqa: F401

@@ -14,6 +14,9 @@ a tensor-only ``{'state_dict': {...}}`` (loadable with ``weights_only=True``):
   CLS slot of ``pos_embed`` removed, no final norm. Its relative position
   tables are new (``allowed_missing`` in the config).
 
+A BEiT encoder (BEiT v1 / v2 pre-training) goes to BEiT-style backbones of the same targets
+instead, every weight kept (famt_mm/transfer/beit.py).
+
 Accepted inputs: an mmengine checkpoint of a FAMT pre-training of any FAMT algorithm, or of
 a plain MAE (keys ``backbone.*``), or an official MAE release (``model`` with timm keys
 ``blocks.N.*``). The encoder keys a FAMT algorithm declares pre-training only
@@ -31,6 +34,7 @@ import torch
 
 from ..models.famt_algorithm import is_pretrain_only
 from .arch import describe_converted
+from .beit import beit_facts, beit_for_target, is_beit_encoder
 from .checkpoint import extract_state_dict, load_checkpoint_file, resize_pos_embed
 
 #: Conversion targets by name: a function that turns the mmpretrain-named encoder (an
@@ -125,7 +129,7 @@ def pretrained_backbone(filename: str) -> 'OrderedDict[str, torch.Tensor]':
         raise ValueError(f'{filename} has no backbone weights: expected a FAMT / MAE '
                          f'pre-training checkpoint (keys backbone.*) or an official MAE '
                          f'release (keys blocks.N.*); found keys [{sample}, ...]')
-    check_plain_vit(backbone, filename)
+    encoder_facts(backbone, filename)
     return backbone
 
 
@@ -187,6 +191,14 @@ def check_plain_vit(backbone: Dict[str, torch.Tensor], filename: str = '<checkpo
                 grid=side, feedforward_channels=backbone['layers.0.ffn.layers.0.0.weight'].shape[0])
 
 
+def encoder_facts(backbone: Dict[str, torch.Tensor], filename: str = '<checkpoint>') -> dict:
+    """A plain ViT's or a BEiT encoder's shape facts (famt_mm/transfer/beit.py); refuses
+    anything else."""
+    if is_beit_encoder(backbone):
+        return beit_facts(backbone, filename)
+    return check_plain_vit(backbone, filename)
+
+
 def convert_backbone(backbone: Dict[str, torch.Tensor], target: str,
                      img_size: Optional[int] = None) -> 'OrderedDict[str, torch.Tensor]':
     """mmpretrain-named ViT encoder -> the key set of ``target``'s backbone.
@@ -196,6 +208,8 @@ def convert_backbone(backbone: Dict[str, torch.Tensor], target: str,
     """
     if target not in _TARGET_FNS:
         raise ValueError(f'unknown target {target!r}; choose one of {conversion_targets()}')
+    if is_beit_encoder(backbone):  # BEiT-style targets (famt_mm/transfer/beit.py)
+        return beit_for_target(backbone, target, img_size)
     info = check_plain_vit(backbone)
     out = OrderedDict((k, v.detach().clone().contiguous()) for k, v in backbone.items())
     if img_size is not None:
@@ -224,7 +238,7 @@ def convert_checkpoint(src: str, dst: str, target: str, img_size: Optional[int] 
                        expect_arch: Optional[dict] = None) -> dict:
     """Read ``src``, convert for ``target``, write a tensor-only ``dst``; return facts."""
     backbone = pretrained_backbone(src)
-    info = check_plain_vit(backbone, src)
+    info = encoder_facts(backbone, src)
     if expect_arch:
         wrong = {k: (info[k], v) for k, v in expect_arch.items() if info.get(k) != v}
         if wrong:

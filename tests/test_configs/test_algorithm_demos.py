@@ -25,6 +25,8 @@ NUM_IMAGES, BATCH = 16, 8
 #: Parameters a target backbone has that no pre-training has (its config's allowed_missing).
 NEW_IN_TARGET = {'mmdet': ['layers.*.attn.rel_pos_*'],
                  'mmseg': ['layers.*.gamma_*', 'layers.*.attn.relative_position_*']}
+#: BEiT-style targets (famt_mm/transfer/beit.py) take every weight: nothing is new.
+NEW_IN_BEIT_TARGET = {'mmdet': [], 'mmseg': []}
 
 
 def test_every_algorithm_has_a_demo():
@@ -70,8 +72,20 @@ def vit_arch(cfg: Config) -> dict:
                                  'feedforward_channels')}
 
 
-def target_backbone(target: str, arch: dict, img_size: int, patch_size: int):
-    """The backbone mmdet's / mmseg's transfer configs build, with the demo's ViT."""
+def target_backbone(target: str, arch: dict, img_size: int, patch_size: int,
+                    beit: bool = False):
+    """The backbone mmdet's / mmseg's transfer configs build, with the demo's ViT; ``beit``:
+    the BEiT-style ones a BEiT encoder converts to (famt_mm/transfer/beit.py)."""
+    if beit and target == 'mmdet':
+        from mmpretrain.models.backbones import BEiTViT
+        return BEiTViT(arch=arch, img_size=img_size, patch_size=patch_size, out_type='featmap',
+                       use_rel_pos_bias=True, use_shared_rel_pos_bias=False, final_norm=False)
+    if beit:
+        from mmseg.models.backbones import BEiT
+        return BEiT(img_size=img_size, patch_size=patch_size, embed_dims=arch['embed_dims'],
+                    num_layers=arch['num_layers'], num_heads=arch['num_heads'],
+                    mlp_ratio=arch['feedforward_channels'] // arch['embed_dims'],
+                    norm_cfg=dict(type='LN', eps=1e-6), out_indices=[arch['num_layers'] - 1])
     if target == 'mmdet':
         from famt_mm.transfer.vitdet import ViTDetBackbone
         grid = img_size // patch_size
@@ -115,9 +129,11 @@ def test_demo_trains_through_a_refresh_draws_and_converts(config, tmp_path):
         info = famt2target([checkpoint, dst, '--target', target])
         assert (info['embed_dims'], info['num_layers'], info['patch_size']) == (
             arch['embed_dims'], arch['num_layers'], patch_size)
-        backbone = target_backbone(target, arch, img_size, patch_size)
+        beit = info.get('style') == 'beit'
+        backbone = target_backbone(target, arch, img_size, patch_size, beit)
         # every converted key loads, and every backbone key but the target's new ones is given
-        loaded = load_strict_pretrained(backbone, dst, allowed_missing=NEW_IN_TARGET[target])
+        new = (NEW_IN_BEIT_TARGET if beit else NEW_IN_TARGET)[target]
+        loaded = load_strict_pretrained(backbone, dst, allowed_missing=new)
         assert len(loaded) == info['num_tensors']
     t_convert = time.perf_counter() - t0
     print(f'\n{osp.basename(config)}: train {t_train:.1f} s (tools/train.py, {EPOCHS} epochs of '
