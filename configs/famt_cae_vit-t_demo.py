@@ -9,6 +9,7 @@ _base_ = [
     '_base_/schedules/adamw_mae_demo.py',
     '_base_/default_runtime.py',
 ]
+from famt_mm.recipe import famt_pipeline  # noqa: E402 (text config)
 
 # CAE's two views: the encoder's (ImageNet mean / std) and the tokenizer's (DALL-E's
 # [0.1, 0.9] range); the FAMT class also normalises the refresh's one-view batches.
@@ -22,14 +23,16 @@ data_preprocessor = dict(
     to_rgb=True)
 
 # No LoadImageFromFile (the dataset items hold the image); the recipe's flip, then one crop
-# box resized to both views: 64 px for the encoder, 64 px = 8 tokens of 8 px for DALL-E.
-train_pipeline = [
+# box resized to both views: 64 px for the encoder, 64 px = 8 tokens of 8 px for DALL-E;
+# famt_pipeline records the crop box and drops BEiTMaskGenerator (the model draws the sets)
+train_pipeline = famt_pipeline([
     dict(type='RandomFlip', prob=0.5),
-    dict(type='FAMTRandomResizedCropAndInterpolationWithTwoPic', size=64, second_size=64,
+    dict(type='RandomResizedCropAndInterpolationWithTwoPic', size=64, second_size=64,
          interpolation='bicubic', second_interpolation='lanczos', scale=(0.2, 1.0)),
-    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path', 'famt_crop', 'flip',
-                                       'flip_direction')),
-]
+    dict(type='BEiTMaskGenerator', input_size=(8, 8), num_masking_patches=25,
+         max_num_patches=None, min_num_patches=4),
+    dict(type='PackInputs'),
+])
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline, num_samples=512))
 
 embed_dims = 192

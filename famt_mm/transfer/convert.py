@@ -135,12 +135,15 @@ def pretrained_backbone(filename: str) -> 'OrderedDict[str, torch.Tensor]':
 
 def fold_beit_blocks(backbone: Dict[str, torch.Tensor]) -> 'OrderedDict[str, torch.Tensor]':
     """BEiT-style blocks without relative position bias (CAE's encoder) as plain ViT blocks
-    that compute the same function; other encoders are returned as they are.
+    that compute the same function; other encoders, and any with a relative position table
+    (BEiT v1 / v2: they go to BEiT-style targets), are returned as they are.
 
     ``attn.q_bias`` / ``attn.v_bias`` -> ``attn.qkv.bias`` = (q_bias, 0, v_bias) (BEiT's keys
     have no bias); the layer scales ``gamma_1`` / ``gamma_2`` are multiplied into
     ``attn.proj`` and the last FFN linear (``x + g * (W y + b) = x + (g W) y + g b``).
     """
+    if any('relative_position_bias_table' in k for k in backbone):
+        return OrderedDict(backbone)
     folded = r'(layers\.\d+\.)(attn\.q_bias|attn\.v_bias|gamma_1|gamma_2)$'
     out = OrderedDict((k, v) for k, v in backbone.items() if not re.match(folded, k))
     for key, value in backbone.items():

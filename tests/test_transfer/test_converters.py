@@ -138,14 +138,14 @@ def test_converter_refuses_wrong_inputs(famt_checkpoint, tmp_path):
     torch.save({'state_dict': {'conv1.weight': torch.randn(8, 3, 3, 3)}}, tmp_path / 'rnd.pth')
     with pytest.raises(SystemExit, match=r'has no backbone weights.*conv1\.weight'):
         convert([str(tmp_path / 'rnd.pth'), str(tmp_path / 'o.pth'), '--target', 'mmseg'])
-    # a ViT that is not plain (BEiT's own relative position bias; layer scales and q / v
-    # biases fold into plain blocks, test_famt_cae): wrong architecture
+    # a plain ViT with a stray relative position table is neither plain nor BEiT-style (layer
+    # scales and q / v biases fold into plain blocks, test_famt_cae; BEiT's go to BEiT-style
+    # targets, test_famt_beit): refused, naming what a BEiT encoder would need
     encoder = _pretrained_encoder(famt_checkpoint)
     beit = {f'backbone.{k}': v for k, v in encoder.items()}
     beit['backbone.layers.0.attn.relative_position_bias_table'] = torch.zeros(52, 2)
     torch.save({'state_dict': beit}, tmp_path / 'beit.pth')
-    with pytest.raises(SystemExit,
-                       match=r'not a plain ViT.*layers\.0\.attn\.relative_position_bias_table'):
+    with pytest.raises(SystemExit, match=r'not a BEiT encoder: missing layers\.0\.attn\.q_bias'):
         convert([str(tmp_path / 'beit.pth'), str(tmp_path / 'o.pth'), '--target', 'mmdet'])
     # the tiny ViT is not the ViT-B the COCO / ADE20K configs build
     with pytest.raises(SystemExit, match=r'wrong architecture.*embed_dims: checkpoint 32 vs '
