@@ -21,6 +21,7 @@ import torch
 
 from .budget_loop import BudgetedEpochBasedTrainLoop  # noqa: F401  (registers the loop)
 from .hooks import FAMTFocusHook  # noqa: F401  (registers the hooks)
+from .oracle import object_coverage  # noqa: F401  (registers the oracle term)
 from .probe import FEATURES, ProbeData, probe_checkpoint
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -38,6 +39,23 @@ METHODS: Dict[str, dict] = {
         terms=('attention', 'frequency'), combine='product', mask_ratio=0.75,
         throw_ratio=0.0)),
     'uniform, FAMT budget (.45/.40)': dict(config='famt', uniform=True),
+    # the oracle arms: weights from the dataset's own object masks (analysis/oracle.py)
+    'oracle (objects masked)': dict(config='famt', oracle=True, generator=dict(
+        terms=('object_coverage', ), combine='product')),
+    'inverted oracle (objects visible)': dict(config='famt', oracle=True, generator=dict(
+        terms=('object_coverage', ), combine='product',
+        term_args=dict(object_coverage=dict(invert=True)))),
+    # FAMT whose random phase before start_epoch throws at FAMT's budget too
+    'FAMT + warm-up throw (.45/.40)': dict(config='famt', generator=dict(
+        terms=('attention', 'frequency'), combine='product', random_mask_ratio=0.45,
+        random_throw_ratio=0.40)),
+}
+#: the methods of each table (MAE always runs first and is in both)
+TABLES: Dict[str, tuple] = {
+    'main': ('MAE', 'FAMT (A x F)', 'uniform, FAMT budget (.45/.40)', 'oracle (objects masked)',
+             'inverted oracle (objects visible)', 'FAMT + warm-up throw (.45/.40)'),
+    'ablations': ('MAE', 'FAMT (A x F)', 'attention only', 'frequency only',
+                  'A x F, no throw (mask .75)', 'uniform, FAMT budget (.45/.40)'),
 }
 CURVE_METHODS = ('MAE', 'FAMT (A x F)')
 MODES = ('epochs', 'time')
@@ -81,7 +99,12 @@ def build_cfg(method: str, work_dir: str, seed: int, settings: dict,
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
     start, interval = famt_schedule(epochs, settings)
     if spec['config'] == 'famt':
-        cfg.model.mask_generator.update(spec.get('generator', {}))
+        cfg.model.mask_generator.update(copy.deepcopy(spec.get('generator', {})))
+        if spec.get('oracle'):  # the oracle term reads the training set's object masks
+            term_args = dict(cfg.model.mask_generator.get('term_args') or {})
+            term_args['object_coverage'] = dict(term_args.get('object_coverage') or {},
+                                                dataset=cfg.train_dataloader.dataset.to_dict())
+            cfg.model.mask_generator.term_args = term_args
         if spec.get('uniform'):
             cfg.custom_hooks = [dict(type='UniformFAMTBankHook', start_epoch=start)]
         else:
