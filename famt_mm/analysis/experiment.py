@@ -21,7 +21,9 @@ import torch
 
 from .budget_loop import BudgetedEpochBasedTrainLoop  # noqa: F401  (registers the loop)
 from .hooks import FAMTFocusHook  # noqa: F401  (registers the hooks)
+from .oracle import object_coverage  # noqa: F401  (registers the oracle term)
 from .probe import FEATURES, ProbeData, probe_checkpoint
+from .stats import paired_interval
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MAE_CONFIG = osp.join(REPO, 'configs', 'mae_vit-micro-p4_probe.py')
@@ -38,6 +40,23 @@ METHODS: Dict[str, dict] = {
         terms=('attention', 'frequency'), combine='product', mask_ratio=0.75,
         throw_ratio=0.0)),
     'uniform, FAMT budget (.45/.40)': dict(config='famt', uniform=True),
+    # the oracle arms: weights from the dataset's own object masks (analysis/oracle.py)
+    'oracle (objects masked)': dict(config='famt', oracle=True, generator=dict(
+        terms=('object_coverage', ), combine='product')),
+    'inverted oracle (objects visible)': dict(config='famt', oracle=True, generator=dict(
+        terms=('object_coverage', ), combine='product',
+        term_args=dict(object_coverage=dict(invert=True)))),
+    # FAMT whose random phase before start_epoch throws at FAMT's budget too
+    'FAMT + warm-up throw (.45/.40)': dict(config='famt', generator=dict(
+        terms=('attention', 'frequency'), combine='product', random_mask_ratio=0.45,
+        random_throw_ratio=0.40)),
+}
+#: the methods of each table (MAE always runs first and is in both)
+TABLES: Dict[str, tuple] = {
+    'main': ('MAE', 'FAMT (A x F)', 'uniform, FAMT budget (.45/.40)', 'oracle (objects masked)',
+             'inverted oracle (objects visible)', 'FAMT + warm-up throw (.45/.40)'),
+    'ablations': ('MAE', 'FAMT (A x F)', 'attention only', 'frequency only',
+                  'A x F, no throw (mask .75)', 'uniform, FAMT budget (.45/.40)'),
 }
 CURVE_METHODS = ('MAE', 'FAMT (A x F)')
 MODES = ('epochs', 'time')
@@ -81,7 +100,12 @@ def build_cfg(method: str, work_dir: str, seed: int, settings: dict,
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=10)
     start, interval = famt_schedule(epochs, settings)
     if spec['config'] == 'famt':
-        cfg.model.mask_generator.update(spec.get('generator', {}))
+        cfg.model.mask_generator.update(copy.deepcopy(spec.get('generator', {})))
+        if spec.get('oracle'):  # the oracle term reads the training set's object masks
+            term_args = dict(cfg.model.mask_generator.get('term_args') or {})
+            term_args['object_coverage'] = dict(term_args.get('object_coverage') or {},
+                                                dataset=cfg.train_dataloader.dataset.to_dict())
+            cfg.model.mask_generator.term_args = term_args
         if spec.get('uniform'):
             cfg.custom_hooks = [dict(type='UniformFAMTBankHook', start_epoch=start)]
         else:
@@ -319,6 +343,59 @@ def table(summary: dict, settings: dict) -> str:
     return '\n'.join(lines)
 
 
+#: the metrics of the paired comparisons: (probe key, column title)
+PAIRED_METRICS = (('avg', 'linear (mean token)'), ('cls', 'linear (CLS)'),
+                  ('avg_knn', 'k-NN (mean token)'))
+#: the baselines every method is compared with: MAE and random masking at FAMT's budget
+BASELINES = ('MAE', 'uniform, FAMT budget (.45/.40)')
+
+
+def paired_differences(results: List[dict]) -> List[dict]:
+    """Each method against each baseline at each budget: the mean paired difference of every
+    metric over the seeds both have (top-1 points) with its 95% t interval. MAE's runs are
+    its equal-epoch runs (they set the time budget too)."""
+    def runs(method, mode):
+        return {r['seed']: r for r in results
+                if r['method'] == method and (method == 'MAE' or r['mode'] == mode)}
+    rows = []
+    for mode in ('time', 'epochs'):
+        for method in METHODS:
+            for baseline in BASELINES:
+                if method in ('MAE', baseline):
+                    continue
+                own, base = runs(method, mode), runs(baseline, mode)
+                seeds = sorted(set(own) & set(base))
+                if not seeds:
+                    continue
+                rows.append(dict(method=method, mode=mode, baseline=baseline, seeds=seeds, **{
+                    key: paired_interval([own[s]['probe'][key]['top1'] for s in seeds],
+                                         [base[s]['probe'][key]['top1'] for s in seeds])
+                    for key, _ in PAIRED_METRICS}))
+    return rows
+
+
+def _fmt_interval(iv) -> str:
+    if iv['low'] is None:
+        return f"{iv['mean']:+.1f} (1 seed)"
+    mark = ' *' if iv['low'] > 0 or iv['high'] < 0 else ''
+    return f"{iv['mean']:+.1f} [{iv['low']:+.1f}, {iv['high']:+.1f}]{mark}"
+
+
+def paired_table(rows: List[dict]) -> str:
+    """The markdown table of :func:`paired_differences`."""
+    if not rows:
+        return ''
+    lines = ['**Paired differences** (method - baseline, top-1 points, mean over the seeds with '
+             '95% t interval, df = seeds - 1, paired by seed; * = the interval excludes 0):', '',
+             '| method | budget | against | seeds | '
+             + ' | '.join(title for _, title in PAIRED_METRICS) + ' |',
+             '| --- | --- | --- | --- | ' + ' | '.join('---' for _ in PAIRED_METRICS) + ' |']
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['mode']} | {r['baseline']} | {len(r['seeds'])} | "
+                     + ' | '.join(_fmt_interval(r[key]) for key, _ in PAIRED_METRICS) + ' |')
+    return '\n'.join(lines)
+
+
 def plot_curves(results: List[dict], path: str, feature: str = 'avg') -> None:
     """Linear-probe top-1 against CPU seconds of training, MAE and FAMT, one line per seed."""
     import matplotlib
@@ -353,8 +430,11 @@ def report(out_dir: str, settings: dict, log=print) -> dict:
     """Summarise every run json under ``out_dir``: results.json, results.md, curves.png."""
     results = load_results(out_dir)
     summary = summarise(results)
+    paired = paired_differences(results)
     text = table(summary, settings)
-    result = dict(settings=settings, runs=results, summary=summary, table=text,
+    if paired:
+        text += '\n\n' + paired_table(paired)
+    result = dict(settings=settings, runs=results, summary=summary, paired=paired, table=text,
                   machine=dict(cpus=os.cpu_count(), load_avg=os.getloadavg(),
                                torch=torch.__version__, threads=torch.get_num_threads()))
     _save(osp.join(out_dir, 'results.json'), result)

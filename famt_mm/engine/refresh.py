@@ -166,7 +166,8 @@ def compute_shard_maps(model, loader, bank_dtype: str,
                 f'FAMT refresh: the refresh pipeline gives {tuple(inputs.shape[-2:])} '
                 f'images but the model takes {img_hw}; end it with a Resize to the input '
                 'size (no crop)')
-        with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None), \
+                model.mask_generator.weighting.given_sample_idx(s.sample_idx for s in samples):
             weights, fb = model.compute_famt_weights(inputs)
         bad_mask = torch.tensor([bool(s.get('famt_bad', False)) for s in samples],
                                 device=weights.device)

@@ -10,8 +10,8 @@ them (docs/method.md sections 1.1 to 1.4); the pictures draw every selected term
         return ...  # B x L
 
 and ``terms=('attention', 'my_term')``, ``term_args=dict(my_term=dict(strength=2.0))`` in the
-config. ``needs`` names the optional context fields it reads (``attn_full``, ``images``) so
-that the model computes them only when a selected term asks.
+config. ``needs`` names the optional context fields it reads (``attn_full``, ``images``,
+``sample_idx``) so that the model computes them only when a selected term asks.
 """
 from dataclasses import dataclass
 from typing import Callable, Dict, FrozenSet, Optional, Sequence, Tuple
@@ -26,7 +26,7 @@ __all__ = ['TermContext', 'WeightTerm', 'WEIGHT_TERMS', 'OPTIONAL_INPUTS',
            'register_weight_term', 'get_weight_term']
 
 #: Context fields a term may need; the others are always there.
-OPTIONAL_INPUTS = ('attn_full', 'images')
+OPTIONAL_INPUTS = ('attn_full', 'images', 'sample_idx')
 
 
 @dataclass
@@ -40,6 +40,8 @@ class TermContext:
         patch_size: (p_h, p_w) in pixels.
         images: B x 3 x H x W, the normalised input images (H = h * p_h), if needed.
         attn_full: B x H x N x N, the last block's full attention (N = L + 1), if needed.
+        sample_idx: B (long), the images' training-set indices, if needed (only the refresh
+            pass knows them: ``FAMTWeighting.given_sample_idx``).
     """
     attn_cls: torch.Tensor
     tokens: torch.Tensor
@@ -47,6 +49,7 @@ class TermContext:
     patch_size: Tuple[int, int]
     images: Optional[torch.Tensor] = None
     attn_full: Optional[torch.Tensor] = None
+    sample_idx: Optional[torch.Tensor] = None
 
 
 @dataclass(frozen=True)

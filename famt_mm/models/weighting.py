@@ -7,7 +7,9 @@ eps=...)``; the generator builds its ``weighting`` from it.
 
 Shapes: B images, L = h * w patches in raster order.
 """
+import dataclasses
 import inspect
+from contextlib import contextmanager
 from typing import Dict, Optional, Sequence, Tuple
 
 import torch
@@ -58,18 +60,46 @@ class FAMTWeighting:
         self.combine = combine
         self.term_args = term_args
         self.eps = eps
+        self._sample_idx: Optional[torch.Tensor] = None
 
     def needs(self, what: str) -> bool:
         """Whether a selected term reads the optional context field ``what``
-        ('attn_full' or 'images', see ``TermContext``)."""
+        ('attn_full', 'images' or 'sample_idx', see ``TermContext``)."""
         return any(what in term.needs for term in self._terms)
+
+    @contextmanager
+    def given_sample_idx(self, sample_idx: Sequence[int]):
+        """Within the block, terms that need ``sample_idx`` get these training-set indices
+        (B, the batch's) in their context; a no-op when no selected term needs them. The
+        refresh pass supplies them: the model's term context does not know them."""
+        if not self.needs('sample_idx'):
+            yield
+            return
+        self._sample_idx = torch.as_tensor(list(sample_idx), dtype=torch.long)
+        try:
+            yield
+        finally:
+            self._sample_idx = None
 
     def compute_terms(self, ctx: TermContext) -> Dict[str, torch.Tensor]:
         """Every selected term of the batch, by name: B x L float32 each (computed outside
         autocast: an AMP refresh gives the terms its encoder outputs, not its precision)."""
+        if self.needs('sample_idx'):
+            ctx = self._with_sample_idx(ctx)
         with torch.autocast(ctx.tokens.device.type, enabled=False):
             return {term.name: term.fn(ctx, **self.term_args.get(term.name, {})).float()
                     for term in self._terms}
+
+    def _with_sample_idx(self, ctx: TermContext) -> TermContext:
+        idx = ctx.sample_idx if ctx.sample_idx is not None else self._sample_idx
+        if idx is None:  # e.g. the pictures of a config whose term reads the dataset
+            raise ValueError(f'{self.terms}: a term needs the images\' training-set indices '
+                             '(sample_idx); only the refresh pass gives them (wrap the call in '
+                             'FAMTWeighting.given_sample_idx)')
+        if idx.shape != (ctx.tokens.shape[0], ):
+            raise ValueError(f'sample_idx of shape {tuple(idx.shape)} for a batch of '
+                             f'{ctx.tokens.shape[0]} images')
+        return dataclasses.replace(ctx, sample_idx=idx.to(ctx.tokens.device))
 
     def combine_terms(self, terms: Dict[str, torch.Tensor]
                       ) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -117,14 +117,14 @@ def test_uniform_control_throws_like_famt_with_equal_weights(tmp_path):
 
 def test_the_experiment_runs_end_to_end_with_a_tiny_budget(tmp_path):
     out = tmp_path / 'out'
-    proc = run_tool([TOOL, '--quick', '--seeds', '0', '--out-dir', str(out),
+    proc = run_tool([TOOL, '--quick', '--table', 'main', '--seeds', '0', '--out-dir', str(out),
                      '--curve-fracs', '0.5', '--l2-grid', '1e-3'], timeout=600)
     assert '| FAMT (A x F) |' in proc.stdout and '| random init |' in proc.stdout
     with open(out / 'results.json') as f:
         result = json.load(f)
     runs = {(r['method'], r['mode']) for r in result['runs']}
-    from famt_mm.analysis.experiment import METHODS
-    assert runs == {('MAE', 'epochs')} | {(m, mode) for m in METHODS if m != 'MAE'
+    from famt_mm.analysis.experiment import TABLES
+    assert runs == {('MAE', 'epochs')} | {(m, mode) for m in TABLES['main'] if m != 'MAE'
                                           for mode in ('epochs', 'time')}
     by = {(r['method'], r['mode']): r for r in result['runs']}
     mae = by['MAE', 'epochs']
@@ -144,13 +144,22 @@ def test_the_experiment_runs_end_to_end_with_a_tiny_budget(tmp_path):
     assert 0 < focus['object_area'] < 1 and 0 < focus['weight_on_object'] < 1
     assert focus['images'] == 40
     assert by['uniform, FAMT budget (.45/.40)', 'epochs']['train']['refreshes'] == []
+    # the oracle's bank lies on the objects, the inverted oracle's off them
+    oracle = by['oracle (objects masked)', 'epochs']['train']['refreshes']
+    inverted = by['inverted oracle (objects visible)', 'epochs']['train']['refreshes']
+    assert oracle[0]['lift'] > 1.2 and inverted[0]['lift'] < 0.8
+    # one seed: the paired differences are there, without intervals
+    paired = {(p['method'], p['mode'], p['baseline']) for p in result['paired']}
+    assert ('FAMT + warm-up throw (.45/.40)', 'time', 'MAE') in paired and len(paired) == 18
+    assert '**Paired differences**' in proc.stdout and '(1 seed)' in proc.stdout
     curve = by['FAMT (A x F)', 'time']['train']['snapshots']
     assert [s['frac'] for s in curve] == [0.5] and 'probe' in curve[0]
     assert osp.getsize(out / 'curves.png') > 1000
     assert '**Equal time' in (out / 'results.md').read_text()
     # a rerun finds every run's json and only summarises
     again = run_tool([TOOL, '--quick', '--seeds', '0', '--out-dir', str(out), '--report-only'])
-    assert again.stdout.count('| MAE |') == 2
+    assert sum(line.startswith('| MAE |') for line in again.stdout.splitlines()) == 2
+    assert '**Paired differences**' in again.stdout
     # the focus study on this experiment: MAE's init, snapshot and end, and a supervised encoder
     study = run_tool([osp.join(REPO, 'tools', 'analysis', 'famt_focus_study.py'),
                       '--experiment-dir', str(out), '--out-dir', str(tmp_path / 'study'),
@@ -196,3 +205,48 @@ def test_top_patch_focus_finds_where_the_highest_weights_are():
     assert on['top_share'] == 0.6 and on['top_lift'] == 4.0  # 1 / (1/4)
     off = top_patch_focus(torch.tensor([[[1., 3.], [1., 7.]]]), covers, k=2)
     assert off['top_share'] == pytest.approx(10 / 12) and off['top_lift'] == 0.0
+
+
+def test_paired_interval_matches_a_hand_computed_case():
+    from famt_mm.analysis.stats import paired_interval, t_quantile_975, verdict
+    # d = (2, 3, 2, 3, 3): mean 2.6, sd sqrt(1.2 / 4), t(0.975, 4) = 2.776
+    iv = paired_interval([3, 5, 4, 6, 7], [1, 2, 2, 3, 4])
+    half = 2.776 * (0.3 ** 0.5) / 5 ** 0.5  # 0.680
+    assert iv['n'] == 5 and iv['mean'] == pytest.approx(2.6)
+    assert iv['sd'] == pytest.approx(0.3 ** 0.5)
+    assert (iv['low'], iv['high']) == (pytest.approx(2.6 - half), pytest.approx(2.6 + half))
+    assert verdict(iv) == 'better'
+    assert verdict(paired_interval([1, 2, 4], [2, 1, 3])) == 'no difference shown'
+    assert verdict(paired_interval([0, 0, 0], [1, 1.2, 1.1])) == 'worse'
+    one = paired_interval([1.0], [0.5])
+    assert one['mean'] == 0.5 and one['low'] is None and verdict(one) == 'one seed'
+    assert t_quantile_975(1) == 12.706 and t_quantile_975(30) == 2.042
+    assert 1.96 < t_quantile_975(1000) < t_quantile_975(60) < t_quantile_975(30)
+    assert t_quantile_975(60) == pytest.approx(2.000, abs=1e-3)
+    with pytest.raises(ValueError, match='equal, non-zero lengths'):
+        paired_interval([1, 2], [1])
+    with pytest.raises(ValueError, match='int >= 1'):
+        t_quantile_975(0)
+
+
+def test_the_main_table_arms_configure_the_oracle_and_the_warm_up_throw(tmp_path):
+    from famt_mm.analysis.experiment import TABLES, build_cfg
+    settings = dict(epochs=24, clock='cpu', warmup_frac=0.1, famt_start_frac=0.25,
+                    famt_interval_frac=0.25)
+    cfgs = {m: build_cfg(m, str(tmp_path / 'w'), 0, settings) for m in TABLES['main']}
+    oracle = cfgs['oracle (objects masked)'].model.mask_generator
+    inverted = cfgs['inverted oracle (objects visible)'].model.mask_generator
+    dataset = cfgs['MAE'].train_dataloader.dataset.to_dict()
+    for gen in (oracle, inverted):  # FAMT's budget, weights from the training set's masks
+        assert gen.terms == ('object_coverage', ) and (gen.mask_ratio, gen.throw_ratio) == (
+            0.45, 0.40)
+        assert gen.term_args['object_coverage']['dataset'] == dataset
+    assert not oracle.term_args['object_coverage'].get('invert')
+    assert inverted.term_args['object_coverage']['invert'] is True
+    warm = cfgs['FAMT + warm-up throw (.45/.40)'].model.mask_generator
+    famt = cfgs['FAMT (A x F)'].model.mask_generator
+    assert (warm.random_mask_ratio, warm.random_throw_ratio) == (0.45, 0.40)
+    assert famt.get('random_throw_ratio') is None and famt.random_mask_ratio == 0.75
+    assert warm.terms == famt.terms == ('attention', 'frequency')
+    assert [h.type for h in cfgs['FAMT + warm-up throw (.45/.40)'].custom_hooks] == [
+        'FAMTWeightHook', 'FAMTFocusHook']

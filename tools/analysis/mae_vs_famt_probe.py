@@ -1,15 +1,21 @@
-"""The CPU probe experiment: MAE, FAMT and its ablations at equal time and equal epochs.
+"""The CPU probe experiment: MAE, FAMT and its controls at equal time and equal epochs.
 
+    python tools/analysis/mae_vs_famt_probe.py --table main --seeds 0 1 2 3 4 --jobs 2 \
+        --curve-fracs --out-dir work_dirs/famt_probe_main
     python tools/analysis/mae_vs_famt_probe.py --seeds 0 1 2 --jobs 3 \
         --out-dir work_dirs/famt_probe_experiment
 
 For each seed: MAE (configs/mae_vit-micro-p4_probe.py) pre-trains ``--epochs`` epochs; its CPU
-seconds are that seed's time budget. Then FAMT (A x F), attention only, frequency only, A x F
-without throwing, and uniform weights at FAMT's token budget
-(configs/famt_mae_vit-micro-p4_probe.py) each pre-train once for that time and once for
-``--epochs`` epochs. Every checkpoint (and MAE's initial weights: "random init") gets a
-linear and a k-NN probe on frozen features. Results per run in ``<out-dir>/seed<s>/*.json``
-(a rerun resumes), summary in results.json / results.md, learning curves in curves.png.
+seconds are that seed's time budget. Then every other method of the table
+(configs/famt_mae_vit-micro-p4_probe.py) pre-trains once for that time and once for
+``--epochs`` epochs. ``--table main``: FAMT (A x F), random masking at FAMT's token budget,
+the oracle weights from the objects' masks and their inverse, and FAMT whose warm-up throws
+too; ``--table ablations`` (the default): FAMT (A x F), attention only, frequency only, A x F
+without throwing, random masking at FAMT's budget. Every checkpoint (and MAE's initial
+weights: "random init") gets a linear and a k-NN probe on frozen features. Results per run in
+``<out-dir>/seed<s>/*.json`` (a rerun resumes), summary in results.json / results.md (with the
+paired differences against MAE and against the budget control, 95% t intervals), learning
+curves in curves.png.
 Details: docs/evaluation.md ("The CPU probe experiment"). The code lives in
 famt_mm/analysis/; this file is its command line.
 """
@@ -62,8 +68,13 @@ def parse_args(argv=None):
                    help='tiny model, 40 images, 2 epochs, 24 test images: a smoke test')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='overrides applied to both pre-training configs')
+    p.add_argument('--table', choices=('main', 'ablations'), default='ablations',
+                   help='the methods to run: main (MAE, FAMT, budget control, oracle, inverted '
+                        'oracle, warm-up throw) or ablations (MAE, FAMT, its terms alone, no '
+                        'throw, budget control)')
     p.add_argument('--methods', nargs='+', default=None,
-                   help='run only these methods (names as in the table; MAE always runs)')
+                   help='run only these methods instead of --table (names as in the table; '
+                        'MAE always runs)')
     p.add_argument('--no-report', action='store_true', help='run the seeds, skip the summary')
     p.add_argument('--report-only', action='store_true',
                    help='only summarise the run jsons already in --out-dir')
@@ -109,7 +120,8 @@ def main(argv=None):
         else:
             for seed in args.seeds:
                 experiment.run_seed(seed, out_dir, settings,
-                                    log=lambda s: print(s, flush=True), methods=args.methods)
+                                    log=lambda s: print(s, flush=True),
+                                    methods=args.methods or experiment.TABLES[args.table])
     if not args.no_report:
         result = experiment.report(out_dir, settings)
         print(f"\n{osp.join(out_dir, 'results.md')} ({time.perf_counter() - t0:.0f} s)")
