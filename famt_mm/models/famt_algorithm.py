@@ -35,6 +35,7 @@ from mmpretrain.registry import MODELS
 
 from .famt_sampling import pool_to_units, units_to_patches
 from .hook_guard import FAMTHookRequiredMixin
+from .term_context import encoder_term_context
 from .weight_terms import TermContext
 
 __all__ = ['FAMTSplit', 'FAMTAlgorithm', 'PROVIDED', 'FAMT_ALGORITHMS', 'missing_contract',
@@ -118,6 +119,13 @@ class FAMTAlgorithm(FAMTHookRequiredMixin):
         return 1
 
     # -- what the algorithm gets ------------------------------------------------------------
+    def backbone_term_context(self, inputs: torch.Tensor) -> TermContext:
+        """The usual ``famt_term_context`` (``famt_term_context = backbone_term_context``): the
+        encoder's own unmasked forward ``backbone(x, None)``, recorded at its last block."""
+        return encoder_term_context(lambda x: self.backbone(x, None), self.backbone.layers[-1],
+                                    inputs, self.patch_grid_hw, self.patch_size,
+                                    self.mask_generator.weighting.needs)
+
     def famt_split(self, data_samples, batch_size: int, device,
                    generator: Optional[torch.Generator] = None) -> FAMTSplit:
         """This step's masked / thrown / visible sets (drawn by the mask generator)."""

@@ -33,8 +33,6 @@ from mmpretrain.structures import DataSample
 
 from .famt_algorithm import FAMTAlgorithm, FAMTSplit
 from .patch_ids import embed_patch_ids
-from .term_context import encoder_term_context
-from .weight_terms import TermContext
 
 __all__ = ['kept_position_bias', 'own_position_bias', 'targets_at', 'FAMTBEiTPretrainViT',
            'FAMTBEiT']
@@ -146,11 +144,7 @@ class FAMTBEiT(FAMTAlgorithm, BEiT):
     famt_types = dict(type='FAMTBEiT', backbone=dict(type='FAMTBEiTPretrainViT'))
     pretrain_only_keys = ('mask_token', )
 
-    def famt_term_context(self, inputs: torch.Tensor) -> TermContext:
-        """The encoder's term context for whole first-view images B x 3 x H x W."""
-        return encoder_term_context(lambda x: self.backbone(x, None), self.backbone.layers[-1],
-                                    inputs, self.patch_grid_hw, self.patch_size,
-                                    self.mask_generator.weighting.needs)
+    famt_term_context = FAMTAlgorithm.backbone_term_context
 
     def famt_loss(self, inputs: List[torch.Tensor], data_samples: List[DataSample],
                   split: FAMTSplit) -> Dict[str, torch.Tensor]:

@@ -33,8 +33,6 @@ from mmpretrain.structures import DataSample
 
 from .famt_algorithm import FAMTAlgorithm, FAMTSplit
 from .patch_ids import embed_patch_ids, gather_tokens
-from .term_context import encoder_term_context
-from .weight_terms import TermContext
 
 __all__ = ['FAMTCAEViT', 'FAMTCAENeck', 'FAMTCAE', 'ids_to_mask']
 
@@ -125,12 +123,7 @@ class FAMTCAE(FAMTAlgorithm, CAE):
                                                latent_pred, latent_target, mask)
         return dict(loss=loss_main + loss_align, main=loss_main, align=loss_align)
 
-    @torch.no_grad()
-    def famt_term_context(self, inputs: torch.Tensor) -> TermContext:
-        """The encoder's term context for whole images B x 3 x H x W (its unmasked forward)."""
-        return encoder_term_context(lambda x: self.backbone(x, None), self.backbone.layers[-1],
-                                    inputs, self.patch_grid_hw, self.patch_size,
-                                    self.mask_generator.weighting.needs)
+    famt_term_context = FAMTAlgorithm.backbone_term_context
 
     def famt_reconstruct(self, inputs, split: FAMTSplit):
         """None: CAE predicts DALL-E tokens, not pixels."""

@@ -30,8 +30,6 @@ from mmpretrain.structures import DataSample
 
 from .famt_algorithm import FAMTAlgorithm, FAMTSplit
 from .patch_ids import embed_patch_ids, gather_patches, gather_tokens, paste_patches
-from .term_context import encoder_term_context
-from .weight_terms import TermContext
 
 __all__ = ['FAMTViT', 'FAMTPretrainDecoder', 'FAMTPretrainHead', 'FAMTMAE',
            'reconstruct_pixels', 'gather_tokens', 'gather_patches']
@@ -152,10 +150,7 @@ class FAMTMAE(FAMTAlgorithm, MAE):
     famt_types = dict(type='FAMTMAE', backbone=dict(type='FAMTViT'),
                       neck=dict(type='FAMTPretrainDecoder'), head=dict(type='FAMTPretrainHead'))
 
-    def famt_term_context(self, inputs: torch.Tensor) -> TermContext:
-        return encoder_term_context(lambda x: self.backbone(x, None), self.backbone.layers[-1],
-                                    inputs, self.patch_grid_hw, self.patch_size,
-                                    self.mask_generator.weighting.needs)
+    famt_term_context = FAMTAlgorithm.backbone_term_context
 
     def famt_loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
                   split: FAMTSplit) -> Dict[str, torch.Tensor]:

@@ -28,8 +28,6 @@ from mmpretrain.structures import DataSample
 from .famt_algorithm import FAMTAlgorithm, FAMTSplit
 from .famt_simmim import FAMTSimMIMViT
 from .patch_ids import gather_tokens
-from .term_context import encoder_term_context
-from .weight_terms import TermContext
 
 __all__ = ['FAMTMaskFeatViT', 'FAMTMaskFeat']
 
@@ -74,10 +72,7 @@ class FAMTMaskFeat(FAMTAlgorithm, MaskFeat):
                 f'img_size = {HOG_GRID} * patch_size and a pool dividing the patch size '
                 '(224 / 16 / 8 as the recipe)')
 
-    def famt_term_context(self, inputs: torch.Tensor) -> TermContext:
-        return encoder_term_context(lambda x: self.backbone(x, None), self.backbone.layers[-1],
-                                    inputs, self.patch_grid_hw, self.patch_size,
-                                    self.mask_generator.weighting.needs)
+    famt_term_context = FAMTAlgorithm.backbone_term_context
 
     def famt_loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
                   split: FAMTSplit) -> Dict[str, torch.Tensor]:

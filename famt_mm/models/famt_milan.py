@@ -32,8 +32,6 @@ from mmpretrain.structures import DataSample
 from .famt_algorithm import FAMTAlgorithm, FAMTSplit
 from .famt_mae import FAMTViT
 from .patch_ids import gather_tokens
-from .term_context import encoder_term_context
-from .weight_terms import TermContext
 
 __all__ = ['FAMTMILANViT', 'FAMTMILANPretrainDecoder', 'FAMTMILAN']
 
@@ -86,10 +84,7 @@ class FAMTMILAN(FAMTAlgorithm, MILAN):
     famt_types = dict(type='FAMTMILAN', backbone=dict(type='FAMTMILANViT'),
                       neck=dict(type='FAMTMILANPretrainDecoder'))
 
-    def famt_term_context(self, inputs: torch.Tensor) -> TermContext:
-        return encoder_term_context(lambda x: self.backbone(x, None), self.backbone.layers[-1],
-                                    inputs, self.patch_grid_hw, self.patch_size,
-                                    self.mask_generator.weighting.needs)
+    famt_term_context = FAMTAlgorithm.backbone_term_context
 
     def famt_loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
                   split: FAMTSplit) -> Dict[str, torch.Tensor]:

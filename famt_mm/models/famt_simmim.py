@@ -41,8 +41,6 @@ from mmpretrain.structures import DataSample
 from .famt_algorithm import FAMTAlgorithm, FAMTSplit
 from .famt_sampling import pool_to_units, units_to_patches
 from .patch_ids import embed_patch_ids, gather_patches, paste_patches
-from .term_context import encoder_term_context
-from .weight_terms import TermContext
 
 __all__ = ['SimMIMViT', 'FAMTSimMIMViT', 'FAMTSimMIMLinearDecoder', 'FAMTSimMIMHead',
            'FAMTSimMIM', 'units_to_patches', 'pool_to_units']
@@ -161,10 +159,7 @@ class FAMTSimMIM(FAMTAlgorithm, SimMIM):
                 'patches at 224 px')
         return self.mask_patch_size // patch
 
-    def famt_term_context(self, inputs: torch.Tensor) -> TermContext:
-        return encoder_term_context(lambda x: self.backbone(x, None), self.backbone.layers[-1],
-                                    inputs, self.patch_grid_hw, self.patch_size,
-                                    self.mask_generator.weighting.needs)
+    famt_term_context = FAMTAlgorithm.backbone_term_context
 
     def famt_loss(self, inputs: torch.Tensor, data_samples: List[DataSample],
                   split: FAMTSplit) -> Dict[str, torch.Tensor]:
