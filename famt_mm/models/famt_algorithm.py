@@ -104,15 +104,22 @@ class FAMTAlgorithm(FAMTHookRequiredMixin):
         img_size = tuple(getattr(self.backbone, 'img_size', self.input_hw))
         if img_size != self.input_hw:
             raise ValueError(
-                f'{type(self).__name__}: the backbone input size {img_size} is not a multiple '
-                f'of the patch size {self.patch_size} (the patch embedding would pad it, and '
-                'the weight maps would not match the image); use a multiple of the patch size')
+                f'{type(self).__name__}: the backbone input size {img_size} is not divisible by '
+                f'the patch size {self.patch_size} (the patch embedding pads it to a '
+                f'{self.patch_grid_hw} grid, so weight maps would not match the image); use a '
+                'multiple of the patch size')
         self.unit_scale = int(self.famt_unit_scale())
         if self.unit_scale < 1 or any(g % self.unit_scale for g in self.patch_grid_hw):
             raise ValueError(f'{type(self).__name__}: a mask unit of {self.unit_scale} patches '
                              f'does not tile the {self.patch_grid_hw} patch grid')
         self.grid_hw = tuple(g // self.unit_scale for g in self.patch_grid_hw)
-        self.mask_generator.check_grid(self.grid_hw[0] * self.grid_hw[1])
+        h, w = self.grid_hw
+        try:  # a set that would be empty stops here, not at the first step
+            self.mask_generator.check_grid(h * w)
+        except ValueError as e:
+            what = 'patch grid ({} patches)' if self.unit_scale == 1 else 'mask-unit grid ({} units)'
+            raise ValueError(f'{type(self).__name__}: the {h}x{w} {what.format(h * w)} does not '
+                             f'fit the mask generator: {e}') from e
 
     def famt_unit_scale(self) -> int:
         """Side of a mask unit in patches (SimMIM: 2); 1 masks per patch."""
