@@ -117,7 +117,8 @@ class FAMTAlgorithm(FAMTHookRequiredMixin):
         try:  # a set that would be empty stops here, not at the first step
             self.mask_generator.check_grid(h * w)
         except ValueError as e:
-            what = 'patch grid ({} patches)' if self.unit_scale == 1 else 'mask-unit grid ({} units)'
+            what = ('patch grid ({} patches)' if self.unit_scale == 1
+                    else 'mask-unit grid ({} units)')
             raise ValueError(f'{type(self).__name__}: the {h}x{w} {what.format(h * w)} does not '
                              f'fit the mask generator: {e}') from e
 

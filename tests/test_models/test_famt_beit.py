@@ -201,6 +201,7 @@ def test_thrown_patches_never_enter_the_encoder_and_carry_no_loss(version, backb
         table = layer.attn.relative_position_bias_table
         assert isinstance(table, torch.nn.Parameter) == backbone.get('use_rel_pos_bias', False)
 
+
 def test_weights_come_from_the_encoders_whole_image_attention():
     torch.manual_seed(0)
     model = build(beit_cfg(1))

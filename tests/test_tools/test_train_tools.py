@@ -1,6 +1,5 @@
 """tools/train.py and tools/test.py as a user runs them (subprocesses, real Runner)."""
 import glob
-import json
 import os.path as osp
 
 import pytest
