@@ -16,9 +16,12 @@ from tests.conftest import FAMT_DEMO, TINY_OPTIONS
 def tiny_pretrain(tmp_path_factory):
     """A (freshly initialised) tiny FAMTMAE saved as mmengine saves a pre-training."""
     from mmengine.config import Config
+    from mmengine.registry import DefaultScope
     cfg = Config.fromfile(FAMT_DEMO)
     cfg.merge_from_dict({k: v for k, v in TINY_OPTIONS.items() if k.startswith('model.')})
-    model = MODELS.build(cfg.model)
+    # the mmseg / mmdet transfer tests before this module leave their runner's scope current
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
     path = str(tmp_path_factory.mktemp('tiny_pretrain') / 'epoch_1.pth')
     torch.save(dict(meta=dict(epoch=1), state_dict=model.state_dict()), path)
     return path
