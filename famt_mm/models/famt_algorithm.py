@@ -31,11 +31,13 @@ checkpoint conversion. docs/design.md, "Algorithms".
 from typing import Dict, List, NamedTuple, Optional, Tuple, Type
 
 import torch
+from mmpretrain.models.utils import TwoNormDataPreprocessor
 from mmpretrain.registry import MODELS
 
 from .famt_sampling import pool_to_units, units_to_patches
 from .hook_guard import FAMTHookRequiredMixin
 from .term_context import encoder_term_context
+from .two_view_preprocessor import FAMTTwoNormDataPreprocessor
 from .weight_terms import TermContext
 
 __all__ = ['FAMTSplit', 'FAMTAlgorithm', 'PROVIDED', 'FAMT_ALGORITHMS', 'missing_contract',
@@ -95,6 +97,7 @@ class FAMTAlgorithm(FAMTHookRequiredMixin):
     def __init__(self, *args, mask_generator: dict = dict(type='FAMTMaskGenerator'), **kwargs):
         check_famt_algorithm(type(self))
         super().__init__(*args, **kwargs)
+        check_one_view_preprocessor(self)
         self.mask_generator = MODELS.build(mask_generator)
         embed = self.backbone.patch_embed.projection
         self.patch_size = tuple(int(p) for p in embed.kernel_size)
@@ -176,6 +179,19 @@ class FAMTAlgorithm(FAMTHookRequiredMixin):
             return self.famt_term_context(inputs)
         finally:
             self.train(was_training)
+
+
+def check_one_view_preprocessor(model) -> None:
+    """Refuse mmpretrain's two-view preprocessor: the refresh and the pictures hand it one view
+    of whole images, which it would split into two views, image by image."""
+    pre = getattr(model, 'data_preprocessor', None)
+    if isinstance(pre, TwoNormDataPreprocessor) and not isinstance(
+            pre, FAMTTwoNormDataPreprocessor):
+        raise ValueError(
+            f"{type(model).__name__}: data_preprocessor is mmpretrain's TwoNormDataPreprocessor, "
+            "which cannot take the weight refresh's one-view batches; write "
+            "data_preprocessor = dict(type='FAMTTwoNormDataPreprocessor', ...) with the same "
+            "arguments at the config's top level (configs/famt_beit_vit-b-p16_in1k.py does)")
 
 
 def missing_contract(cls: type) -> List[str]:

@@ -221,6 +221,17 @@ def test_a_second_view_off_the_patch_grid_stops_with_the_fix():
         model.loss([x[0], torch.randn(2, 3, 2 * IMG, 2 * IMG)], samples(2))
 
 
+def test_mmpretrains_two_view_preprocessor_is_refused_when_built():
+    # it would split the refresh's one-view batch into two "views", image by image
+    second = dict(second_mean=[-31.875] * 3, second_std=[318.75] * 3)
+    cfg = dict(beit_cfg(1), data_preprocessor=dict(type='TwoNormDataPreprocessor', **second))
+    with pytest.raises(ValueError, match=r"FAMTBEiT: data_preprocessor is mmpretrain's "
+                                         r"TwoNormDataPreprocessor.*FAMTTwoNormDataPreprocessor"):
+        MODELS.build(cfg)
+    cfg['data_preprocessor']['type'] = 'FAMTTwoNormDataPreprocessor'
+    assert type(MODELS.build(cfg).data_preprocessor).__name__ == 'FAMTTwoNormDataPreprocessor'
+
+
 @pytest.mark.parametrize('config, tokenizer, second_size', [
     ('famt_beit_vit-b-p16_in1k.py', 'DALL-E', 112), ('famt_beitv2_vit-b-p16_in1k.py', 'VQKD', 224)])
 def test_in1k_configs_inherit_mmpretrains_recipe_with_famt(config, tokenizer, second_size):
