@@ -3,12 +3,10 @@ tokenizer of random weights (DALL-E for v1, VQ-KD for v2)."""
 import pytest
 import torch
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 import famt_mm  # noqa: F401  (registers the modules)
-from famt_mm.bank import WeightBank
-from famt_mm.models import famt_weights
 from famt_mm.models.famt_beit import kept_position_bias
+from tests.test_models.algorithm_helpers import samples, uniform_bank
 
 # 32 px, 8 px patches: a 4 x 4 patch grid; the second view 32 px (DALL-E: 8 px per token)
 IMG, PATCH, GRID, VOCAB = 32, 8, 4, 24
@@ -60,14 +58,8 @@ def build(cfg, dtype=torch.float32):
     return model
 
 
-def samples(n):
-    return [DataSample(metainfo=dict(sample_idx=i, famt_crop=(0.0, 0.0, 1.0, 1.0), flip=False))
-            for i in range(n)]
-
-
 def bank(n, weights=None):
-    w = torch.ones(n, L) if weights is None else weights
-    return WeightBank.from_maps(famt_weights.quantize_weights(w, 'float16').view(n, GRID, GRID))
+    return uniform_bank(n, (GRID, GRID), weights)
 
 
 def views(n, dtype=torch.float32):

@@ -3,11 +3,11 @@ import copy
 
 import torch
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 import famt_mm  # noqa: F401  (registers the modules)
 from famt_mm.models import FAMTEVA
 from famt_mm.models.famt_algorithm import famt_algorithm_for
+from tests.test_models.algorithm_helpers import keep_visible_masking, samples
 
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 WARM_UP_THROW = dict(random_mask_ratio=0.45, random_throw_ratio=0.40)  # 7 / 6 / 3 of 16
@@ -41,25 +41,6 @@ def build(cfg, double=False):
     return model
 
 
-def samples(n):
-    return [DataSample(metainfo=dict(sample_idx=i, famt_crop=(0.0, 0.0, 1.0, 1.0), flip=False))
-            for i in range(n)]
-
-
-def mae_masking(ids_visible, ids_masked):
-    """mmpretrain's ``random_masking`` replaced by one that keeps ``ids_visible``."""
-    B, V = ids_visible.shape
-    L = V + ids_masked.shape[1]
-
-    def masking(tokens, mask_ratio=0.75):
-        ids_restore = torch.cat([ids_visible, ids_masked], 1).argsort(1)
-        mask = torch.ones(B, L, dtype=tokens.dtype)
-        mask[:, :V] = 0
-        kept = torch.gather(tokens, 1, ids_visible.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
-        return kept, torch.gather(mask, 1, ids_restore), ids_restore
-    return masking
-
-
 def test_random_clip_generator_is_mmpretrains_clip_generator_on_those_weights(tmp_path):
     torch.manual_seed(0)
     teacher = MODELS.build(dict(type='RandomCLIPGenerator', img_size=32, patch_size=8,
@@ -85,7 +66,7 @@ def test_uniform_weights_nothing_thrown_equal_mmpretrain_eva_loss_and_every_grad
     torch.manual_seed(1)
     split = famt.famt_split(samples(3), 3, 'cpu')
     assert [s.shape[1] for s in split[:3]] == [12, 0, 4]
-    eva.backbone.random_masking = mae_masking(split.visible, split.masked)
+    eva.backbone.random_masking = keep_visible_masking(split.visible, split.masked)
     ref = eva.loss(x, samples(3))
     assert set(ours) == set(ref) == {'loss'}
     torch.testing.assert_close(ours['loss'], ref['loss'], rtol=1e-12, atol=0)

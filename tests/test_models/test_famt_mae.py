@@ -9,6 +9,7 @@ from mmpretrain.structures import DataSample
 import famt_mm  # noqa: F401  (registers the modules)
 from famt_mm.bank import WeightBank
 from famt_mm.models import famt_weights
+from tests.test_models.algorithm_helpers import keep_visible_masking
 
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 
@@ -58,16 +59,7 @@ def test_random_phase_matches_mmpretrain_mae_loss_for_the_same_ids():
         samples(3), famt.grid_hw, 3, x.device)
     assert ids_thrown.shape[1] == 0 and ids_visible.shape[1] == 4 and ids_masked.shape[1] == 12
 
-    def fixed_masking(tokens, mask_ratio=0.75):  # MAE's random_masking with our ids
-        ids_shuffle = torch.cat([ids_visible, ids_masked], 1)
-        ids_restore = ids_shuffle.argsort(1)
-        mask = torch.ones(3, 16)
-        mask[:, :4] = 0
-        mask = torch.gather(mask, 1, ids_restore)
-        kept = torch.gather(tokens, 1, ids_visible.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
-        return kept, mask, ids_restore
-
-    mae.backbone.random_masking = fixed_masking
+    mae.backbone.random_masking = keep_visible_masking(ids_visible, ids_masked)
     ref = mae.loss(x, samples(3))['loss']
     latent = famt.backbone.forward_famt(x, ids_visible)
     pred = famt.neck.forward_famt(latent, ids_visible, ids_masked)
@@ -265,14 +257,7 @@ def test_warm_up_without_throw_is_unchanged_and_equals_mmpretrain_mae_in_float64
     for got, want in zip(drawn, (ids_masked, ids_thrown, ids_visible)):
         assert torch.equal(got, want)
 
-    def fixed_masking(tokens, mask_ratio=0.75):  # mmpretrain's random_masking, our ids
-        ids_restore = torch.cat([ids_visible, ids_masked], 1).argsort(1)
-        mask = torch.ones(3, 16, dtype=torch.float64)
-        mask[:, :4] = 0
-        kept = torch.gather(tokens, 1, ids_visible.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
-        return kept, torch.gather(mask, 1, ids_restore), ids_restore
-
-    mae.backbone.random_masking = fixed_masking
+    mae.backbone.random_masking = keep_visible_masking(ids_visible, ids_masked)
     ref = mae.loss(x, samples(3))['loss']
     torch.testing.assert_close(ours, ref, rtol=1e-12, atol=0)
 

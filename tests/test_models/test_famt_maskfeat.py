@@ -3,12 +3,10 @@
 import pytest
 import torch
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 import famt_mm  # noqa: F401  (registers the modules)
-from famt_mm.bank import WeightBank
-from famt_mm.models import famt_weights
 from famt_mm.models.famt_algorithm import FAMTSplit
+from tests.test_models.algorithm_helpers import samples, uniform_bank
 
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 IMG, PATCH, POOL, L = 56, 4, 4, 196
@@ -37,14 +35,8 @@ def build(cfg):
     return model
 
 
-def samples(n):
-    return [DataSample(metainfo=dict(sample_idx=i, famt_crop=(0.0, 0.0, 1.0, 1.0), flip=False))
-            for i in range(n)]
-
-
 def bank(n, weights=None):
-    w = torch.ones(n, L) if weights is None else weights
-    return WeightBank.from_maps(famt_weights.quantize_weights(w, 'float16').view(n, 14, 14))
+    return uniform_bank(n, (14, 14), weights)
 
 
 def hog_in_float32(model):

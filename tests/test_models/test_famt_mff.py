@@ -3,11 +3,11 @@ import copy
 
 import torch
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 import famt_mm  # noqa: F401  (registers the modules)
 from famt_mm.models import FAMTMFF
 from famt_mm.models.famt_algorithm import famt_algorithm_for, is_pretrain_only
+from tests.test_models.algorithm_helpers import keep_visible_masking, samples
 
 ARCH = dict(embed_dims=32, num_layers=3, num_heads=2, feedforward_channels=64)
 WARM_UP_THROW = dict(random_mask_ratio=0.45, random_throw_ratio=0.40)  # 7 / 6 / 3 of 16
@@ -38,25 +38,6 @@ def build(cfg):
     return model
 
 
-def samples(n):
-    return [DataSample(metainfo=dict(sample_idx=i, famt_crop=(0.0, 0.0, 1.0, 1.0), flip=False))
-            for i in range(n)]
-
-
-def mff_masking(ids_visible, ids_masked):
-    """mmpretrain's ``random_masking`` replaced by one that keeps ``ids_visible``."""
-    B, V = ids_visible.shape
-    L = V + ids_masked.shape[1]
-
-    def masking(tokens, mask_ratio=0.75):
-        ids_restore = torch.cat([ids_visible, ids_masked], 1).argsort(1)
-        mask = torch.ones(B, L, dtype=tokens.dtype)
-        mask[:, :V] = 0
-        kept = torch.gather(tokens, 1, ids_visible.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
-        return kept, torch.gather(mask, 1, ids_restore), ids_restore
-    return masking
-
-
 def test_uniform_weights_nothing_thrown_equal_mmpretrain_mff_loss_and_every_gradient():
     torch.manual_seed(0)
     famt = build(mff_cfg(random_mask_ratio=0.75)).double()  # random phase: uniform, no throw
@@ -70,7 +51,7 @@ def test_uniform_weights_nothing_thrown_equal_mmpretrain_mff_loss_and_every_grad
     torch.manual_seed(1)
     split = famt.famt_split(samples(3), 3, 'cpu')
     assert [s.shape[1] for s in split[:3]] == [12, 0, 4]
-    mff.backbone.random_masking = mff_masking(split.visible, split.masked)
+    mff.backbone.random_masking = keep_visible_masking(split.visible, split.masked)
     ref = mff.loss(x, samples(3))
     assert set(ours) == set(ref) == {'loss', 'weight_0', 'weight_1', 'weight_2'}
     for key in ref:

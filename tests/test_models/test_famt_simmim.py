@@ -4,12 +4,10 @@ import os.path as osp
 import pytest
 import torch
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
 
 import famt_mm  # noqa: F401  (registers the modules)
-from famt_mm.bank import WeightBank
-from famt_mm.models import famt_weights
 from famt_mm.models.famt_simmim import pool_to_units, units_to_patches
+from tests.test_models.algorithm_helpers import samples, uniform_bank
 
 ARCH = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
 # 64 px, 8 px patches (8 x 8 grid), 16 px mask units (4 x 4 units of 2 x 2 patches)
@@ -41,14 +39,8 @@ def build(cfg):
     return model
 
 
-def samples(n):
-    return [DataSample(metainfo=dict(sample_idx=i, famt_crop=(0.0, 0.0, 1.0, 1.0), flip=False))
-            for i in range(n)]
-
-
 def unit_bank(n, weights=None):
-    w = torch.ones(n, 16) if weights is None else weights
-    return WeightBank.from_maps(famt_weights.quantize_weights(w, 'float16').view(n, 4, 4))
+    return uniform_bank(n, (4, 4), weights)
 
 
 def test_units_to_patches_and_pooling():
